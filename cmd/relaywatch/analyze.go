@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/relaywatch/relaywatch/detect"
+	"github.com/relaywatch/relaywatch/parsers/stream"
+)
+
+// analyzeOptions are the flags of `relaywatch analyze`.
+type analyzeOptions struct {
+	input  inputOptions
+	policy policyOptions
+	Output string
+	FailOn string
+	// Progress is auto (on a terminal), always or never.
+	Progress string
+}
+
+// policyOptions are the flags that configure detection.
+type policyOptions struct {
+	LocalDomains    []string
+	TrustedNetworks []string
+	KnownClients    []string
+	Baseline        string
+	WarnNewRelayers bool
+	LearnPeriod     time.Duration
+	MinRelayed      int
+	SpikeWindow     time.Duration
+	SpikeFactor     float64
+	SpikeMin        int
+	SpikeAlpha      float64
+	MaxMessages     int
+	MessageTTL      time.Duration
+}
+
+// AddFlags registers the detection flags.
+func (o *policyOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&o.LocalDomains, "local-domains", nil, "our mail domains, comma-separated or repeated (\".example.org\" for all subdomains); more are learned from local deliveries")
+	fs.StringSliceVar(&o.TrustedNetworks, "trusted-networks", detect.DefaultTrustedNetworks, "networks (CIDRs or addresses) whose clients may relay, like Postfix's mynetworks")
+	fs.StringSliceVar(&o.KnownClients, "known-clients", nil, "other clients (CIDRs or addresses) known to relay legitimately")
+	fs.StringVar(&o.Baseline, "baseline", "", "JSON file of relayers and local domains learned by earlier runs; read at start and updated at the end")
+	fs.BoolVar(&o.WarnNewRelayers, "warn-new-relayers", false, "warn when a trusted client or an authenticated user relays for the first time (against --baseline)")
+	fs.DurationVar(&o.LearnPeriod, "learn-period", 24*time.Hour, "event time, from the baseline's start, during which new relayers are learned without a warning")
+	fs.IntVar(&o.MinRelayed, "min-relayed", 1, "relayed messages from one client before foreign-to-foreign and unknown-relaying-client report it")
+	fs.DurationVar(&o.SpikeWindow, "spike-window", detect.DefaultSpikeWindow, "outbound-spike: length of the counting window")
+	fs.Float64Var(&o.SpikeFactor, "spike-factor", detect.DefaultSpikeFactor, "outbound-spike: a window must reach this multiple of the learned baseline")
+	fs.IntVar(&o.SpikeMin, "spike-min", detect.DefaultSpikeMin, "outbound-spike: fewer outbound deliveries in a window never raise a finding")
+	fs.Float64Var(&o.SpikeAlpha, "spike-alpha", detect.DefaultSpikeAlpha, "outbound-spike: weight of the newest window in the baseline (EWMA), in (0,1]")
+	fs.IntVar(&o.MaxMessages, "max-messages", 50000, "messages kept in memory for correlation; the least recently active is evicted beyond it")
+	fs.DurationVar(&o.MessageTTL, "message-ttl", 120*time.Hour, "event time after which a message without a removal line is forgotten")
+}
+
+// detector builds the detector and the baseline from the options.
+func (o *policyOptions) detector() (*detect.Detector, *detect.Baseline, error) {
+	var baseline *detect.Baseline
+	localDomains := o.LocalDomains
+	if o.Baseline != "" {
+		var err error
+		if baseline, err = detect.LoadBaseline(o.Baseline); err != nil {
+			return nil, nil, fmt.Errorf("%w: --baseline: %w", errUsage, err)
+		}
+		localDomains = append(append([]string(nil), localDomains...), baseline.LocalDomains...)
+	}
+	policy, err := detect.NewPolicy(localDomains, o.TrustedNetworks, o.KnownClients)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if o.MinRelayed < 1 {
+		return nil, nil, fmt.Errorf("%w: --min-relayed %d: must be at least 1", errUsage, o.MinRelayed)
+	}
+	if o.MaxMessages < 100 {
+		return nil, nil, fmt.Errorf("%w: --max-messages %d: must be at least 100", errUsage, o.MaxMessages)
+	}
+	if o.MessageTTL <= 0 || o.LearnPeriod < 0 {
+		return nil, nil, fmt.Errorf("%w: --message-ttl and --learn-period must be positive", errUsage)
+	}
+	d, err := detect.New(detect.Config{
+		Policy:          policy,
+		MessageTTL:      o.MessageTTL,
+		MaxMessages:     o.MaxMessages,
+		MinRelayed:      o.MinRelayed,
+		WarnNewRelayers: o.WarnNewRelayers,
+		Baseline:        baseline,
+		LearnPeriod:     o.LearnPeriod,
+		Spike: detect.SpikeConfig{
+			Window: o.SpikeWindow, Factor: o.SpikeFactor, Min: o.SpikeMin, Alpha: o.SpikeAlpha,
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return d, baseline, nil
+}
+
+// AddFlags registers analyze's flags.
+func (o *analyzeOptions) AddFlags(fs *pflag.FlagSet) {
+	o.input.AddFlags(fs)
+	o.policy.AddFlags(fs)
+	fs.StringVarP(&o.Output, "output", "o", "text", "report format: text or json")
+	fs.StringVar(&o.FailOn, "fail-on", "critical", "exit 1 when a finding has this severity or worse: info, warning, critical")
+	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (when stderr is a terminal), always, never")
+}
+
+func analyzeCommand() command {
+	return command{
+		name:    "analyze",
+		summary: "analyze log files (plain, .gz, - for stdin) and report traffic totals and relay findings",
+		usage:   "analyze [flags] FILE...",
+		flags: func() (*pflag.FlagSet, func(context.Context, *env, []string) error) {
+			o := &analyzeOptions{}
+			fs := pflag.NewFlagSet("analyze", pflag.ContinueOnError)
+			o.AddFlags(fs)
+			return fs, func(ctx context.Context, e *env, args []string) error { return runAnalyze(ctx, e, o, args) }
+		},
+	}
+}
+
+// runAnalyze is `relaywatch analyze`.
+func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) error {
+	if len(files) == 0 {
+		return fmt.Errorf("%w: no input files (use - for stdin)", errUsage)
+	}
+	if o.Output != "text" && o.Output != "json" {
+		return fmt.Errorf("%w: --output %q: use text or json", errUsage, o.Output)
+	}
+	failOn, err := detect.ParseSeverity(o.FailOn)
+	if err != nil {
+		return fmt.Errorf("%w: --fail-on: %w", errUsage, err)
+	}
+	switch o.Progress {
+	case "auto", "always", "never":
+	default:
+		return fmt.Errorf("%w: --progress %q: use auto, always or never", errUsage, o.Progress)
+	}
+	res, err := o.input.resolve()
+	if err != nil {
+		return err
+	}
+	det, baseline, err := o.policy.detector()
+	if err != nil {
+		return err
+	}
+	totals := detect.NewTotalsCounter()
+	rep := &report{hosts: map[string]bool{}}
+
+	prog := &progress{}
+	if o.Progress == "always" || (o.Progress == "auto" && e.stderrIsTerminal) {
+		stop := startProgress(e.stderr, prog)
+		defer stop()
+	}
+	start := time.Now()
+	results, readErr := readInputs(ctx, e, &o.input, res, files, prog, func(b *stream.Batch) error {
+		for i := range b.Events {
+			ev := &b.Events[i]
+			totals.Handle(ev)
+			det.Handle(ev)
+			rep.observe(ev)
+		}
+		return nil
+	})
+	if readErr != nil && !errors.Is(readErr, errInput) {
+		return readErr
+	}
+	rep.elapsed = time.Since(start)
+	rep.fill(results, totals.Totals(), det)
+
+	if baseline != nil {
+		baseline.MergeLocalDomains(det.Policy().LearnedLocalDomains())
+		if err := baseline.Save(o.policy.Baseline); err != nil {
+			return fmt.Errorf("%w: %w", errInput, err)
+		}
+	}
+	switch o.Output {
+	case "json":
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep.json()); err != nil {
+			return err
+		}
+	default:
+		rep.writeText(e.stdout)
+	}
+	if readErr != nil {
+		return readErr
+	}
+	for _, f := range rep.findings {
+		if f.Severity >= failOn {
+			return errFindings
+		}
+	}
+	return nil
+}

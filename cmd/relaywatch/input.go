@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/relaywatch/relaywatch/parsers"
+	"github.com/relaywatch/relaywatch/parsers/all"
+	"github.com/relaywatch/relaywatch/parsers/source"
+	"github.com/relaywatch/relaywatch/parsers/stream"
+)
+
+// inputOptions are the flags that say how to read logs.
+type inputOptions struct {
+	Format   string
+	Year     int
+	Timezone string
+	Workers  int
+}
+
+// AddFlags registers the input flags.
+func (o *inputOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Format, "format", "", "log format of every input (default: sniffed from each file's first lines); one of: "+joinNames())
+	fs.IntVar(&o.Year, "year", 0, "year of the first line, for timestamps without a year (default: from the file's modification time)")
+	fs.StringVar(&o.Timezone, "timezone", "Local", "time zone of timestamps without an offset (IANA name, \"UTC\" or \"Local\")")
+	fs.IntVar(&o.Workers, "workers", 0, "parsing goroutines per file (default: number of CPUs)")
+}
+
+func joinNames() string {
+	s := ""
+	for i, n := range all.Formats().Names() {
+		if i > 0 {
+			s += ", "
+		}
+		s += n
+	}
+	return s
+}
+
+// resolved is inputOptions checked and turned into values.
+type resolved struct {
+	registry *parsers.Registry
+	format   *parsers.Format
+	location *time.Location
+}
+
+func (o *inputOptions) resolve() (*resolved, error) {
+	r := &resolved{registry: all.Formats()}
+	if o.Format != "" {
+		f, err := r.registry.Lookup(o.Format)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --format: %w", errUsage, err)
+		}
+		r.format = &f
+	}
+	if o.Year != 0 && (o.Year < 1970 || o.Year > 9999) {
+		return nil, fmt.Errorf("%w: --year %d: want a year such as 2026", errUsage, o.Year)
+	}
+	loc, err := time.LoadLocation(o.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --timezone %q: %w", errUsage, o.Timezone, err)
+	}
+	r.location = loc
+	if o.Workers < 0 {
+		return nil, fmt.Errorf("%w: --workers %d: must not be negative", errUsage, o.Workers)
+	}
+	return r, nil
+}
+
+// inputResult reports how one input was read.
+type inputResult struct {
+	Name   string             `json:"name"`
+	Format string             `json:"format,omitempty"`
+	Lines  parsers.LineCounts `json:"-"`
+	Error  string             `json:"error,omitempty"`
+}
+
+// progress is what a long run shows on a terminal, updated by readInputs.
+type progress struct {
+	file      atomic.Value // string: the input being read
+	fileIndex atomic.Int64
+	files     atomic.Int64
+	doneBytes atomic.Int64 // bytes of the inputs already read
+	curBytes  atomic.Int64 // bytes of the current input
+	lines     atomic.Uint64
+}
+
+// readInputs reads every input in order and calls handle for each batch. An
+// input that cannot be read or sniffed is reported in its result and the
+// others are still read; the returned error wraps errInput then.
+func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names []string, prog *progress, handle func(*stream.Batch) error) ([]inputResult, error) {
+	if prog == nil {
+		prog = &progress{}
+	}
+	inputs, expandErr := source.Expand(names, time.Now())
+	var results []inputResult
+	var errs []error
+	if expandErr != nil {
+		errs = append(errs, expandErr)
+		for _, err := range unwrapJoin(expandErr) {
+			results = append(results, inputResult{Error: err.Error()})
+		}
+	}
+	prog.files.Store(int64(len(inputs)))
+	for i, in := range inputs {
+		if err := ctx.Err(); err != nil {
+			return results, err
+		}
+		prog.file.Store(in.Name)
+		prog.fileIndex.Store(int64(i + 1))
+		prog.doneBytes.Add(prog.curBytes.Swap(0))
+		res := inputResult{Name: in.Name}
+		var rd io.ReadCloser
+		var err error
+		if in.Name == source.Stdin {
+			rd, err = source.OpenReader(in.Name, e.stdin)
+		} else {
+			rd, err = source.Open(in)
+		}
+		if err != nil {
+			res.Error = err.Error()
+			results = append(results, res)
+			errs = append(errs, err)
+			continue
+		}
+		cfg := stream.Config{
+			Registry:  r.registry,
+			Format:    r.format,
+			Options:   parsers.Options{Year: o.Year, ModTime: in.ModTime, Location: r.location},
+			Workers:   o.Workers,
+			BytesRead: &prog.curBytes,
+		}
+		f, err := stream.Run(ctx, rd, cfg, func(b *stream.Batch) error {
+			res.Lines.Merge(&b.Counts)
+			prog.lines.Add(b.Counts.Total())
+			return handle(b)
+		})
+		rd.Close()
+		res.Format = f.Name
+		if err != nil {
+			if ctx.Err() != nil {
+				return append(results, res), ctx.Err()
+			}
+			res.Error = err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", in.Name, err))
+		}
+		results = append(results, res)
+	}
+	prog.doneBytes.Add(prog.curBytes.Swap(0))
+	if len(errs) > 0 {
+		return results, fmt.Errorf("%w: %w", errInput, errors.Join(errs...))
+	}
+	return results, nil
+}
+
+func unwrapJoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

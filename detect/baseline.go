@@ -1,0 +1,142 @@
+package detect
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// MaxBaselineRelayers bounds the relayers a baseline remembers.
+const MaxBaselineRelayers = 10000
+
+// Baseline is what earlier runs learned, kept in a JSON file between runs:
+// the trusted clients and authenticated users seen relaying, and the local
+// domains learned from local deliveries.
+type Baseline struct {
+	Version int `json:"version"`
+	// FirstEvent is the event time at which the baseline began; new relayers
+	// are learned silently for the learn period after it.
+	FirstEvent   time.Time                 `json:"first_event,omitzero"`
+	Relayers     map[string]*RelayerRecord `json:"relayers"`
+	LocalDomains []string                  `json:"local_domains,omitempty"`
+}
+
+// RelayerRecord is one relaying client ("client:10.0.0.5") or user ("user:alice").
+type RelayerRecord struct {
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Count     int       `json:"count"`
+}
+
+// NewBaseline returns an empty baseline.
+func NewBaseline() *Baseline {
+	return &Baseline{Version: 1, Relayers: map[string]*RelayerRecord{}}
+}
+
+// LoadBaseline reads a baseline file. A missing file gives an empty baseline.
+func LoadBaseline(path string) (*Baseline, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return NewBaseline(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	b := NewBaseline()
+	if err := json.Unmarshal(data, b); err != nil {
+		return nil, fmt.Errorf("baseline %s: %w", path, err)
+	}
+	if b.Relayers == nil {
+		b.Relayers = map[string]*RelayerRecord{}
+	}
+	return b, nil
+}
+
+// Save writes the baseline atomically: a temporary file in the same
+// directory, fsync, rename. A failed write leaves the old file in place.
+func (b *Baseline) Save(path string) error {
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	return WriteFileAtomic(path, append(data, '\n'))
+}
+
+// seen records that key relayed at t and reports whether it was known, and
+// when the baseline began.
+func (b *Baseline) seen(key string, t time.Time) (bool, time.Time) {
+	if b.FirstEvent.IsZero() || t.Before(b.FirstEvent) {
+		b.FirstEvent = t
+	}
+	if r, ok := b.Relayers[key]; ok {
+		r.Count++
+		if t.After(r.LastSeen) {
+			r.LastSeen = t
+		}
+		return true, b.FirstEvent
+	}
+	if len(b.Relayers) >= MaxBaselineRelayers {
+		oldest, oldestT := "", time.Time{}
+		for k, r := range b.Relayers {
+			if oldest == "" || r.LastSeen.Before(oldestT) {
+				oldest, oldestT = k, r.LastSeen
+			}
+		}
+		delete(b.Relayers, oldest)
+	}
+	b.Relayers[strings.Clone(key)] = &RelayerRecord{FirstSeen: t, LastSeen: t, Count: 1}
+	return false, b.FirstEvent
+}
+
+// MergeLocalDomains adds learned domains (kept sorted, bounded).
+func (b *Baseline) MergeLocalDomains(domains []string) {
+	set := map[string]bool{}
+	for _, d := range append(b.LocalDomains, domains...) {
+		set[d] = true
+	}
+	out := make([]string, 0, len(set))
+	for d := range set {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	if len(out) > MaxLearnedDomains {
+		out = out[:MaxLearnedDomains]
+	}
+	b.LocalDomains = out
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same
+// directory that is synced and renamed into place; on any failure the
+// temporary file is removed and path is untouched.
+func WriteFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename into %s: %w", path, err)
+	}
+	return nil
+}

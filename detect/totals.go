@@ -1,0 +1,186 @@
+package detect
+
+import (
+	"strings"
+
+	"github.com/relaywatch/relaywatch/parsers"
+)
+
+// MaxDistinct bounds the distinct senders and recipients counted exactly;
+// beyond it the counts stop growing and are marked as lower bounds.
+const MaxDistinct = 1 << 20
+
+// Totals are the traffic totals of a run, in pflogsumm's terms and with its
+// counting rules, so that they can be compared with pflogsumm's report:
+//
+//   - received: messages accepted from a network client (smtpd "client=")
+//     or submitted locally (pickup);
+//   - delivered: delivery lines with status=sent, except "forwarded as" ones,
+//     which are forwarded;
+//   - deferred: distinct queue ids with at least one status=deferred line;
+//     deferrals: all status=deferred lines;
+//   - bounced: status=bounced lines;
+//   - rejected: smtpd/postscreen "reject:" lines and cleanup header/body
+//     (milter-)rejects; reject warnings, held and discarded likewise;
+//   - senders: distinct envelope senders of received messages (domain part
+//     lower-cased, "<>" counted once); recipients: distinct recipients of
+//     delivered mail.
+type Totals struct {
+	Received       uint64 `json:"received"`
+	Delivered      uint64 `json:"delivered"`
+	Forwarded      uint64 `json:"forwarded"`
+	Deferred       uint64 `json:"deferred"`
+	Deferrals      uint64 `json:"deferrals"`
+	Bounced        uint64 `json:"bounced"`
+	Rejected       uint64 `json:"rejected"`
+	RejectWarnings uint64 `json:"reject_warnings"`
+	Held           uint64 `json:"held"`
+	Discarded      uint64 `json:"discarded"`
+	Expired        uint64 `json:"expired"`
+	Senders        int    `json:"senders"`
+	Recipients     int    `json:"recipients"`
+	// DistinctCapped is set when senders or recipients passed MaxDistinct
+	// and are lower bounds.
+	DistinctCapped bool `json:"distinct_capped,omitempty"`
+}
+
+// TotalsCounter computes Totals from events.
+type TotalsCounter struct {
+	t          Totals
+	received   *lru[msgKey, struct{}] // received messages waiting for their sender line
+	deferred   map[uint64]struct{}
+	senders    map[uint64]struct{}
+	recipients map[uint64]struct{}
+}
+
+// NewTotalsCounter returns an empty counter.
+func NewTotalsCounter() *TotalsCounter {
+	return &TotalsCounter{
+		received:   newLRU[msgKey, struct{}](100000),
+		deferred:   map[uint64]struct{}{},
+		senders:    map[uint64]struct{}{},
+		recipients: map[uint64]struct{}{},
+	}
+}
+
+// Totals returns the totals so far.
+func (c *TotalsCounter) Totals() Totals {
+	t := c.t
+	t.Senders, t.Recipients = len(c.senders), len(c.recipients)
+	return t
+}
+
+// Handle counts one event.
+func (c *TotalsCounter) Handle(e *parsers.Event) {
+	switch e.Kind {
+	case parsers.KindAccept, parsers.KindPickup:
+		c.t.Received++
+		c.received.put(msgKey{strings.Clone(e.Host), strings.Clone(instance(e.Program)), strings.Clone(e.QueueID)}, struct{}{})
+	case parsers.KindQueued:
+		k := msgKey{e.Host, instance(e.Program), e.QueueID}
+		if _, ok := c.received.peek(k); ok {
+			c.received.remove(k)
+			c.add(c.senders, e.From, !e.FromSet || e.From == "")
+		}
+	case parsers.KindExpired:
+		c.t.Expired++
+	case parsers.KindDelivery:
+		switch e.Status {
+		case parsers.StatusSent:
+			if strings.Contains(e.Reply, "forwarded as ") {
+				c.t.Forwarded++
+				return
+			}
+			c.t.Delivered++
+			c.add(c.recipients, e.To, false)
+		case parsers.StatusDeferred:
+			c.t.Deferrals++
+			h := hashString(hashString(fnvOffset, e.Host), e.QueueID)
+			if _, ok := c.deferred[h]; !ok && len(c.deferred) < MaxDistinct {
+				c.deferred[h] = struct{}{}
+				c.t.Deferred++
+			}
+		case parsers.StatusBounced:
+			c.t.Bounced++
+		}
+	case parsers.KindReject:
+		if daemonOf(e.Program) == "cleanup" {
+			switch e.Stage {
+			case "header", "body", "END-OF-MESSAGE":
+			default:
+				return
+			}
+		}
+		switch e.Action {
+		case "reject":
+			c.t.Rejected++
+		case "milter-reject":
+			if daemonOf(e.Program) == "cleanup" {
+				c.t.Rejected++
+			}
+		case "reject_warning":
+			c.t.RejectWarnings++
+		case "warning":
+			if daemonOf(e.Program) == "cleanup" {
+				c.t.RejectWarnings++
+			}
+		case "hold":
+			c.t.Held++
+		case "discard":
+			c.t.Discarded++
+		}
+	}
+}
+
+// add counts an address in a distinct set: local part as is, domain lower-cased.
+func (c *TotalsCounter) add(set map[uint64]struct{}, addr string, null bool) {
+	h := uint64(fnvOffset)
+	if null {
+		h = hashString(h, "from=<>")
+	} else if at := strings.LastIndexByte(addr, '@'); at >= 0 {
+		h = hashString(h, addr[:at+1])
+		h = hashLower(h, addr[at+1:])
+	} else {
+		h = hashString(h, addr)
+	}
+	if _, ok := set[h]; ok {
+		return
+	}
+	if len(set) >= MaxDistinct {
+		c.t.DistinctCapped = true
+		return
+	}
+	set[h] = struct{}{}
+}
+
+func daemonOf(program string) string {
+	if i := strings.LastIndexByte(program, '/'); i >= 0 {
+		return program[i+1:]
+	}
+	return program
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func hashString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+func hashLower(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h ^= uint64(c)
+		h *= fnvPrime
+	}
+	return h
+}
