@@ -96,6 +96,7 @@ type Detector struct {
 	cfg      Config
 	policy   *Policy
 	msgs     *lru[msgKey, *message]
+	pending  *lru[msgKey, *message] // re-queued by a content filter, not yet seen
 	findings map[findingKey]*Finding
 	order    []findingKey
 	spike    *spikeRule
@@ -161,6 +162,7 @@ func New(cfg Config) (*Detector, error) {
 		cfg:      cfg,
 		policy:   cfg.Policy,
 		msgs:     newLRU[msgKey, *message](cfg.MaxMessages),
+		pending:  newLRU[msgKey, *message](1000),
 		findings: map[findingKey]*Finding{},
 		spike:    sr,
 		hourly:   map[int64]uint64{},
@@ -251,17 +253,34 @@ func (d *Detector) key(e *parsers.Event) msgKey {
 // lifecycle (a queue id can be reused after "removed").
 func (d *Detector) message(e *parsers.Event, fresh bool) *message {
 	k := d.key(e)
-	if m, ok := d.msgs.get(k); ok {
+	m, ok := d.msgs.get(k)
+	if ok {
 		if fresh && !m.inherited && m.submission != SubmissionUnknown {
 			// A second "client=" for the same id: the id was reused.
 			*m = message{}
 		}
 		m.lastSeen = e.Time
-		return m
+	} else {
+		m = &message{lastSeen: e.Time}
+		d.putMessage(msgKey{strings.Clone(k.host), strings.Clone(k.instance), strings.Clone(k.id)}, m)
 	}
-	m := &message{lastSeen: e.Time}
-	d.putMessage(msgKey{strings.Clone(k.host), strings.Clone(k.instance), strings.Clone(k.id)}, m)
+	if d.pending.len() > 0 && !m.inherited {
+		pk := msgKey{host: e.Host, id: e.QueueID}
+		if parent, ok := d.pending.peek(pk); ok {
+			d.pending.remove(pk)
+			m.inherit(parent, e.Time)
+		}
+	}
 	return m
+}
+
+// inherit makes m, re-queued by a content filter, carry its parent's
+// submission, sender and rule bookkeeping.
+func (m *message) inherit(parent *message, t time.Time) {
+	m.submission, m.client, m.clientText, m.authUser = parent.submission, parent.client, parent.clientText, parent.authUser
+	m.from, m.fromSet, m.inherited, m.lastSeen = parent.from, parent.fromSet, true, t
+	m.counted = parent.counted
+	m.evidence = append(m.evidence[:0], parent.evidence...)
 }
 
 func (d *Detector) putMessage(k msgKey, m *message) {
@@ -308,14 +327,14 @@ func (m *message) addEvidence(line string) {
 func (d *Detector) classifyDelivery(e *parsers.Event) (DeliveryClass, string) {
 	domain := Domain(e.To)
 	switch {
+	case e.Status == parsers.StatusSent && isFilterHop(e):
+		return DeliveryHop, domain
 	case e.Mailbox:
 		return DeliveryLocal, domain
 	case strings.IndexByte(e.To, '@') < 0:
 		return DeliveryLocal, domain // "root": a local alias
 	case d.policy.IsLocalDomain(domain):
 		return DeliveryInbound, domain
-	case e.Status == parsers.StatusSent && isFilterHop(e):
-		return DeliveryHop, domain
 	}
 	return DeliveryOutbound, domain
 }
@@ -363,17 +382,18 @@ func (d *Detector) delivery(e *parsers.Event) {
 		return
 	case DeliveryHop:
 		// The content filter re-queued the message under a new id: that
-		// message inherits who submitted this one.
+		// message inherits who submitted this one. It may be re-queued
+		// into another instance (postfix-out), so if it is not in this
+		// instance yet, it waits in pending, keyed by host and id.
 		if id := requeuedID(e.Reply); id != "" {
-			k := msgKey{strings.Clone(e.Host), strings.Clone(instance(e.Program)), strings.Clone(id)}
-			child, ok := d.msgs.get(k)
-			if !ok {
-				child = &message{}
-				d.putMessage(k, child)
+			k := msgKey{e.Host, instance(e.Program), id}
+			if child, ok := d.msgs.get(k); ok {
+				child.inherit(m, e.Time)
+			} else {
+				parent := *m
+				parent.lastSeen = e.Time
+				d.pending.put(msgKey{host: strings.Clone(e.Host), id: strings.Clone(id)}, &parent)
 			}
-			child.submission, child.client, child.clientText, child.authUser = m.submission, m.client, m.clientText, m.authUser
-			child.from, child.fromSet, child.inherited, child.lastSeen = m.from, m.fromSet, true, e.Time
-			child.evidence = append(child.evidence[:0], m.evidence...)
 		}
 		return
 	}

@@ -250,7 +250,7 @@ func writeChart(w io.Writer, hourly []detect.HourCount, findings []detect.Findin
 		return
 	}
 	bucket, layout, label := time.Hour, "2006-01-02 15:00", "hour"
-	if span := hourly[len(hourly)-1].Hour.Sub(hourly[0].Hour); span > 72*time.Hour {
+	if span := hourly[len(hourly)-1].Hour.Sub(hourly[0].Hour); span > 48*time.Hour {
 		bucket, layout, label = 24*time.Hour, "2006-01-02", "day"
 	}
 	type row struct {

@@ -12,9 +12,8 @@ var smtpdIrrelevant = []string{
 	"Verified TLS connection", "TLS connection established", "SSL_accept error",
 	"too many errors after", "improper command pipelining", "statistics:",
 	"fatal:", "panic:", "error:", "table ", "discarding EHLO keywords",
-	"setting up TLS connection", "proxy-accept", "proxy-reject", "NOQUEUE: lost connection",
+	"setting up TLS connection", "proxy-accept", "NOQUEUE: lost connection", "bare <LF> received",
 	"NOQUEUE: client=", "Connection", "getpeername:", "dict_", "hostname ", "address ",
-	"non-SMTP command", "reject: ",
 }
 
 func parseSMTPD(e *parsers.Event, msg string) parsers.Result {
@@ -47,6 +46,10 @@ func parseSMTPD(e *parsers.Event, msg string) parsers.Result {
 		return parsers.Parsed
 	case strings.HasPrefix(msg, "warning: "):
 		return parseSMTPDWarning(e, msg[len("warning: "):])
+	}
+	if strings.HasPrefix(msg, "proxy-reject: ") {
+		r, _ := parseActionLine(e, "NOQUEUE", msg)
+		return r
 	}
 	qid, rest, ok := queueID(msg)
 	if ok {
@@ -130,7 +133,7 @@ func parseClientLine(e *parsers.Event, qid, s string) parsers.Result {
 }
 
 // actions are the verbs of smtpd/cleanup access decisions.
-var actions = []string{"reject", "reject_warning", "milter-reject", "hold", "discard", "warning", "filter", "redirect", "bcc", "replace", "prepend", "milter-hold", "milter-discard", "info"}
+var actions = []string{"reject", "reject_warning", "milter-reject", "hold", "discard", "warning", "filter", "redirect", "bcc", "replace", "prepend", "milter-hold", "milter-discard", "info", "proxy-reject"}
 
 // parseActionLine handles "ACTION: STAGE from name[ip]: 554 5.7.1 reason;
 // from=<s> to=<r> proto=ESMTP helo=<h>" after the queue id (or NOQUEUE), in
@@ -169,7 +172,7 @@ func parseActionLine(e *parsers.Event, qid, rest string) (parsers.Result, bool) 
 		e.Stage = body
 		return parsers.Parsed, true
 	}
-	e.Stage = body[:sp]
+	e.Stage = strings.TrimSuffix(body[:sp], ":")
 	body = body[sp+1:]
 	switch e.Stage {
 	case "header", "body":
@@ -185,7 +188,9 @@ func parseActionLine(e *parsers.Event, qid, rest string) (parsers.Result, bool) 
 		return parsers.Parsed, true
 	}
 	if !strings.HasPrefix(body, "from ") {
-		e.Reply = body
+		// "proxy-reject: END-OF-MESSAGE: 554 5.7.0 reason", postscreen
+		// "CONNECT from [ip]:port: too many connections" is handled below.
+		e.Code, e.DSN, e.Reply = replyCode(body)
 		return parsers.Parsed, true
 	}
 	r, ok := setClient(e, body[len("from "):])
@@ -296,7 +301,7 @@ func parseQmgr(e *parsers.Event, msg string) parsers.Result {
 			n, _ := atoi(v)
 			e.Nrcpt = int(n)
 		case "status":
-			if v == "expired" {
+			if v == "expired" || v == "force-expired" {
 				e.Kind = parsers.KindExpired
 				e.Status = parsers.StatusExpired
 				e.Reply = strings.TrimPrefix(rest, ", ")

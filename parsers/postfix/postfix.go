@@ -231,12 +231,24 @@ func setClient(e *parsers.Event, s string) (rest string, ok bool) {
 
 // angle returns the content of "<...>" at the start of s and the rest.
 // Without angle brackets it takes s up to the first comma or space.
+//
+// The value ends at a '>' followed by the end, a space, a comma, a colon or a
+// semicolon, so that an address such as "<!channel>@evil.example" (chosen
+// by a spammer) is kept whole.
 func angle(s string) (val, rest string) {
 	if strings.HasPrefix(s, "<") {
-		if j := strings.IndexByte(s, '>'); j >= 0 {
-			return s[1:j], s[j+1:]
+		from := 1
+		for {
+			j := strings.IndexByte(s[from:], '>')
+			if j < 0 {
+				return s[1:], ""
+			}
+			j += from
+			if j+1 == len(s) || strings.IndexByte(" ,;:", s[j+1]) >= 0 {
+				return s[1:j], s[j+1:]
+			}
+			from = j + 1
 		}
-		return s[1:], ""
 	}
 	j := strings.IndexAny(s, ", ")
 	if j < 0 {

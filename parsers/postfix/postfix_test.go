@@ -1,0 +1,388 @@
+package postfix
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaywatch/relaywatch/parsers"
+	"github.com/relaywatch/relaywatch/parsers/syslog"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// builtLines cover shapes the real corpus lacks (see the shared corpus's
+// SOURCES.md, "Variants with no real example found"). They are built from
+// Postfix's documented log formats, not copied from a log.
+var builtLines = []struct {
+	name, line string
+	want       string
+}{
+	{
+		name: "rfc5424 header",
+		line: "<22>1 2026-11-24T05:58:48.123456+01:00 mx1 postfix/smtpd 4242 - - 4PcV4K5FPLz3tBr: client=unknown[192.0.2.7]:41234",
+		want: "kind=accept queue_id=4PcV4K5FPLz3tBr client_name=unknown client_ip=192.0.2.7",
+	},
+	{
+		name: "named output instance",
+		line: "Nov 24 05:58:48 mx1 postfix-out/smtp[99]: 3F2A1B0C9D: to=<a@victim.example>, relay=mx.victim.example[198.51.100.3]:25, conn_use=2, delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, status=sent (250 2.0.0 OK 1700000000 x)",
+		want: "kind=delivery queue_id=3F2A1B0C9D to=a@victim.example relay=mx.victim.example[198.51.100.3]:25 delay=1.2 status=sent dsn=2.0.0 code=250 reply=\"250 2.0.0 OK 1700000000 x\"",
+	},
+	{
+		name: "port-named service",
+		line: "Nov 24 05:58:48 mx1 postfix/10025/smtpd[7]: 4PbC4z6W5Qz3tG3: client=localhost[127.0.0.1], orig_queue_id=4PbC4x469Jz3tBr, orig_client=mail.example.net[203.0.113.9]",
+		want: "kind=accept queue_id=4PbC4z6W5Qz3tG3 client_name=localhost client_ip=127.0.0.1 detail=mail.example.net[203.0.113.9]",
+	},
+	{
+		name: "ipv6 client",
+		line: "Nov 24 05:58:48 mx1 postfix/smtpd[7]: connect from unknown[2001:db8::25]",
+		want: "kind=connect client_name=unknown client_ip=2001:db8::25",
+	},
+	{
+		name: "percent hack",
+		line: "Nov 24 05:58:48 mx1 postfix/relay/smtp[7]: 3F2A1B0C9D: to=<user@victim.example>, orig_to=<user%victim.example@example.org>, relay=mx.victim.example[198.51.100.3]:25, delay=0.3, delays=0/0/0.1/0.2, dsn=5.7.1, status=bounced (host mx.victim.example[198.51.100.3] said: 554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org (in reply to RCPT TO command))",
+		want: "kind=delivery queue_id=3F2A1B0C9D to=user@victim.example orig_to=user%victim.example@example.org relay=mx.victim.example[198.51.100.3]:25 delay=0.3 status=bounced dsn=5.7.1 code=554 reply=\"host mx.victim.example[198.51.100.3] said: 554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org (in reply to RCPT TO command)\"",
+	},
+	{
+		name: "delivery expired",
+		line: "Nov 24 05:58:48 mx1 postfix/error[7]: 3F2A1B0C9D: to=<a@dead.example>, relay=none, delay=432000, delays=431999/1/0/0, dsn=4.4.1, status=expired (delivery temporarily suspended: connect to dead.example[192.0.2.8]:25: Connection refused)",
+		want: "kind=delivery queue_id=3F2A1B0C9D to=a@dead.example relay=none delay=432000 status=expired dsn=4.4.1 reply=\"delivery temporarily suspended: connect to dead.example[192.0.2.8]:25: Connection refused\"",
+	},
+	{
+		name: "postscreen reject with comma-separated envelope",
+		line: "Nov 24 05:58:48 mx1 postfix/postscreen[7]: NOQUEUE: reject: RCPT from [192.0.2.9]:5678: 550 5.7.1 Service unavailable; client [192.0.2.9] blocked using zen.spamhaus.org; from=<a@b.example>, to=<c@example.org>, proto=ESMTP, helo=<x.example>",
+		want: "kind=reject client_ip=192.0.2.9 helo=x.example proto=ESMTP from=<a@b.example> to=c@example.org dsn=5.7.1 code=550 action=reject stage=RCPT reply=\"Service unavailable; client [192.0.2.9] blocked using zen.spamhaus.org\"",
+	},
+	{
+		name: "hostile helo and sender stay verbatim",
+		line: "Nov 24 05:58:48 mx1 postfix/smtpd[7]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 <x@victim.example>: Relay access denied; from=<<!channel>@evil.example> to=<x@victim.example> proto=ESMTP helo=<<https://evil|click>>",
+		want: "kind=reject client_name=unknown client_ip=192.0.2.9 helo=<https://evil|click> proto=ESMTP from=<<!channel>@evil.example> to=x@victim.example dsn=5.7.1 code=554 action=reject stage=RCPT reply=\"<x@victim.example>: Relay access denied\"",
+	},
+	{
+		name: "force-expired",
+		line: "Nov 24 05:58:48 mx1 postfix/qmgr[7]: 3F2A1B0C9D: from=<a@example.org>, status=force-expired, returned to sender",
+		want: "kind=expired queue_id=3F2A1B0C9D from=<a@example.org> status=expired reply=\"returned to sender\"",
+	},
+	{
+		name: "postsuper removal",
+		line: "Nov 24 05:58:48 mx1 postfix/postsuper[7]: 3F2A1B0C9D: removed",
+		want: "kind=removed queue_id=3F2A1B0C9D",
+	},
+}
+
+func TestBuiltLines(t *testing.T) {
+	p := New(parsers.Options{Year: 2026, Location: time.UTC})
+	for _, tt := range builtLines {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, r := p.Parse(tt.line, nil)
+			if r != parsers.Parsed || len(evs) != 1 {
+				t.Fatalf("result %v, %d events", r, len(evs))
+			}
+			if got := summary(evs[0]); got != tt.want {
+				t.Errorf("\n got  %s\n want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTimesAndInstances(t *testing.T) {
+	p := New(parsers.Options{Year: 2026, Location: time.UTC})
+	evs, _ := p.Parse("2023-03-14T00:08:35.917122+01:00 helga postfix/submission/smtpd[302614]: 4PbC4z6W5Qz3tG3: client=localhost[127.0.0.1]", nil)
+	if len(evs) != 1 {
+		t.Fatal("no event")
+	}
+	if want := time.Date(2023, 3, 13, 23, 8, 35, 917122000, time.UTC); !evs[0].Time.Equal(want) || evs[0].YearGuessed {
+		t.Errorf("time %v (guessed %v), want %v", evs[0].Time, evs[0].YearGuessed, want)
+	}
+	if evs[0].Host != "helga" || evs[0].Program != "postfix/submission/smtpd" || Instance(evs[0].Program) != "postfix" {
+		t.Errorf("host %q program %q instance %q", evs[0].Host, evs[0].Program, Instance(evs[0].Program))
+	}
+	if Instance("postfix-out/smtp") != "postfix-out" {
+		t.Error("instance of postfix-out/smtp")
+	}
+	for prog, want := range map[string]bool{"postfix/smtpd": true, "postfix-out/smtp": true, "postfix": false, "postfixadmin": false, "postgrey": false, "exim": false} {
+		if IsPostfixProgram(prog) != want {
+			t.Errorf("IsPostfixProgram(%q) = %v", prog, !want)
+		}
+	}
+}
+
+func TestSniff(t *testing.T) {
+	lines := []string{
+		"Nov 24 05:58:48 mail postfix/smtpd[1]: connect from unknown[192.0.2.1]",
+		"Nov 24 05:58:48 mail dovecot: imap-login: Login: user=<a>",
+		"2026-11-24 05:58:48 1rKxyz-000abc-AB <= a@b.example H=(x) [192.0.2.1] P=esmtp S=1",
+	}
+	if got := Sniff(lines); got != 1 {
+		t.Errorf("Sniff = %d, want 1", got)
+	}
+	if got := Sniff(lines[1:]); got != 0 {
+		t.Errorf("Sniff of non-Postfix lines = %d, want 0", got)
+	}
+}
+
+// relevanceMarkers are texts that only lines relaywatch uses carry. A line
+// the parser calls irrelevant or malformed must carry none of them.
+var relevanceMarkers = []string{"client=", " to=<", "status=", "message-id=", ": reject:", "nrcpt=", "uid=", "notification:", "authentication failed"}
+
+// corpusFile is one file of real lines, with the daemon of each line for
+// files whose lines lack a syslog header.
+type corpusFile struct {
+	path     string
+	programs map[int]string // line number -> syslog program, for message-only files
+}
+
+// corpusDirs returns the in-repository corpus and, when available, the
+// shared one. With CI=true the shared corpus must exist unless
+// RELAYWATCH_CORPUS=none says, loudly, that this machine has none.
+func corpusDirs(t *testing.T) []string {
+	dirs := []string{filepath.Join("testdata", "corpus")}
+	shared := os.Getenv("RELAYWATCH_CORPUS")
+	switch shared {
+	case "none":
+		t.Log("RELAYWATCH_CORPUS=none: only the lines copied into the repository are checked")
+		return dirs
+	case "":
+		shared = filepath.Join("..", "..", "..", "shared", "corpus")
+	}
+	dir := filepath.Join(shared, "postfix")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("shared corpus %s missing under CI=true (set RELAYWATCH_CORPUS to it, or to none): %v", dir, err)
+		}
+		t.Logf("shared corpus %s not found: only the in-repository lines are checked", dir)
+		return dirs
+	}
+	return append(dirs, dir)
+}
+
+func corpusFiles(t *testing.T) []corpusFile {
+	seen := map[string]bool{}
+	var out []corpusFile
+	for _, dir := range corpusDirs(t) {
+		paths, err := filepath.Glob(filepath.Join(dir, "*.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(paths)
+		for _, p := range paths {
+			base := filepath.Base(p)
+			if seen[base] {
+				continue
+			}
+			seen[base] = true
+			cf := corpusFile{path: p}
+			if strings.Contains(base, ".messages.") {
+				cf.programs = readPrograms(t, p+".annotations")
+			}
+			out = append(out, cf)
+		}
+	}
+	return out
+}
+
+// readPrograms reads a message-only file's annotations: whyscream's name the
+// daemon in the test file name ("smtpd_0004.yaml"), sekoia's give the
+// syslog appname ("appname=postfix/smtpd").
+func readPrograms(t *testing.T, path string) map[int]string {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("annotations for a message-only file: %v", err)
+	}
+	defer f.Close()
+	progs := map[int]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		cols := strings.Split(sc.Text(), "\t")
+		if len(cols) < 2 || strings.HasPrefix(cols[0], "#") {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscan(cols[0], &n); err != nil {
+			continue
+		}
+		prog, found := "", false
+		for _, c := range cols[1:] {
+			if v, ok := strings.CutPrefix(c, "appname="); ok {
+				prog, found = v, true
+			}
+			// whyscream: the grok pattern names the daemon: ^%{POSTFIX_SMTP}$
+			if v, ok := strings.CutPrefix(c, "pattern=^%{POSTFIX_"); ok {
+				if end := strings.IndexByte(v, '}'); end > 0 {
+					prog, found = "postfix/"+strings.ToLower(v[:end]), true
+				}
+			}
+		}
+		if found {
+			progs[n] = prog
+		}
+	}
+	return progs
+}
+
+// TestCorpus runs every real line of the corpus through the parser: none may
+// panic or be unrecognized, a line with a header and a Postfix program must
+// parse or be irrelevant, and no irrelevant line may carry a marker of
+// something relaywatch uses. For the in-repository files, the events are
+// compared with golden files (go test -update rewrites them).
+func TestCorpus(t *testing.T) {
+	files := corpusFiles(t)
+	if len(files) == 0 {
+		t.Fatal("no corpus files")
+	}
+	total := 0
+	for _, cf := range files {
+		t.Run(filepath.Base(cf.path), func(t *testing.T) {
+			data, err := os.ReadFile(cf.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := New(parsers.Options{Year: 2026, Location: time.UTC})
+			var golden strings.Builder
+			counts := map[parsers.Result]int{}
+			for i, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+				n := i + 1
+				var evs []parsers.Event
+				var r parsers.Result
+				prog := ""
+				attributed := true
+				if cf.programs != nil {
+					prog = cf.programs[n]
+					attributed = prog != ""
+					if !IsPostfixProgram(prog) {
+						r = parsers.Irrelevant // policyd-spf, spamd, postgrey
+					} else {
+						evs, r = ParseMessage(prog, line, nil)
+					}
+				} else {
+					evs, r = p.Parse(line, nil)
+				}
+				counts[r]++
+				total++
+				if r == parsers.Unrecognized {
+					t.Errorf("line %d unrecognized: %s", n, line)
+				}
+				if r == parsers.Malformed && cf.programs == nil && strings.Contains(line, " postfix") && hasHeader(line) {
+					t.Errorf("line %d has a header and a Postfix program but is malformed: %s", n, line)
+				}
+				why, excepted := corpusExceptions[filepath.Base(cf.path)+":"+fmt.Sprint(n)]
+				if excepted {
+					t.Logf("line %d: %s", n, why)
+				}
+				checkMarkers := attributed && !excepted && r != parsers.Parsed &&
+					(cf.programs == nil && hasHeader(line) || IsPostfixProgram(prog))
+				if checkMarkers {
+					for _, m := range relevanceMarkers {
+						if strings.Contains(line, m) && !knownIrrelevant(line) {
+							t.Errorf("line %d is %v but carries %q: %s", n, r, m, line)
+						}
+					}
+				}
+				fmt.Fprintf(&golden, "%d %v", n, r)
+				for _, e := range evs {
+					fmt.Fprintf(&golden, " | %s", summary(e))
+				}
+				golden.WriteByte('\n')
+			}
+			t.Logf("%d lines: %v", counts[parsers.Parsed]+counts[parsers.Irrelevant]+counts[parsers.Malformed], counts)
+			if filepath.Base(filepath.Dir(cf.path)) == "corpus" && strings.HasPrefix(cf.path, "testdata") {
+				checkGolden(t, cf.path+".golden", golden.String())
+			}
+		})
+	}
+	t.Logf("%d corpus lines checked", total)
+}
+
+// corpusExceptions are corpus lines whose source mislabels them.
+var corpusExceptions = map[string]string{
+	"sekoia-intake-formats-postfix.messages.log:91": "its source labels this smtpd SASL line postfix/cleanup",
+}
+
+// knownIrrelevant lists line shapes that carry a marker but nothing we use.
+func knownIrrelevant(line string) bool {
+	for _, s := range []string{
+		"warning: header ",                // cleanup header_checks warnings without a queue id
+		"SASL authentication failure:",    // saslauthd plumbing, no client
+		"statistics:",                     // anvil
+		"dict_",                           // map lookups
+		" said: ",                         // "host X said:" repeats what the delivery line says
+		"warning: Illegal address syntax", // no envelope
+		"improper command pipelining",     // the client's pipelined text
+		"non-SMTP command",                // the client's text
+		"PREGREET", "COMMAND PIPELINING",  // postscreen: the client's text
+		"milter-header-redirect", // not an access decision we count
+		"proxy-accept:",          // the message is accepted: its client= line is what counts
+		"warning: uid=",          // postdrop
+	} {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasHeader(line string) bool {
+	var h syslog.Header
+	return syslog.NewParser(2026, time.UTC).Parse(line, &h)
+}
+
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("golden file: %v (run go test -update)", err)
+	}
+	if string(want) != got {
+		wl, gl := strings.Split(string(want), "\n"), strings.Split(got, "\n")
+		for i := 0; i < len(wl) && i < len(gl); i++ {
+			if wl[i] != gl[i] {
+				t.Fatalf("%s differs at line %d:\n got  %s\n want %s\n(run go test -update if the change is intended)", path, i+1, gl[i], wl[i])
+			}
+		}
+		t.Fatalf("%s: %d lines, want %d", path, len(gl), len(wl))
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, tt := range realLines {
+		if tt.program == "" {
+			f.Add(tt.line)
+		}
+	}
+	for _, tt := range builtLines {
+		f.Add(tt.line)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		p := New(parsers.Options{Year: 2026, Location: time.UTC})
+		evs, r := p.Parse(line, nil)
+		if r == parsers.Parsed && len(evs) == 0 || r != parsers.Parsed && len(evs) != 0 {
+			t.Fatalf("result %v with %d events", r, len(evs))
+		}
+		for _, e := range evs {
+			if e.Line != line {
+				t.Fatalf("event line %q, want the input", e.Line)
+			}
+			for _, field := range []string{e.QueueID, e.ClientIP, e.ClientName, e.From, e.To, e.Helo, e.Reply, e.Relay} {
+				if !strings.Contains(line, field) {
+					t.Fatalf("field %q is not part of the line", field)
+				}
+			}
+		}
+		// Message-only parsing of any daemon must not panic either.
+		for _, d := range []string{"smtpd", "cleanup", "qmgr", "smtp", "bounce", "pickup", "postscreen", "local"} {
+			ParseMessage("postfix/"+d, line, nil)
+		}
+	})
+}
