@@ -6,7 +6,6 @@ package stream
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -82,6 +81,7 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 		workers = 1
 	}
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -182,7 +182,7 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 	if fnErr != nil {
 		return format, fnErr
 	}
-	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
+	if err := parent.Err(); err != nil {
 		return format, err
 	}
 	if readerErr != nil {
