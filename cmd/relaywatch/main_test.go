@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the samples' expected findings")
+
+// runCmd runs relaywatch in-process and returns its exit status and output.
+func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+	code := run(context.Background(), e, args)
+	return code, out.String(), errOut.String()
+}
+
+// sampleArgs are the flags the bundled Postfix samples need: the lab's only
+// trusted client is the server itself, and timestamps are UTC in 2026.
+var sampleArgs = []string{"--year", "2026", "--timezone", "UTC", "--trusted-networks", "127.0.0.1/32", "--progress", "never"}
+
+func TestSamplesGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		wantExit int
+	}{
+		{"normal", exitOK},
+		{"incident", exitFindings},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := filepath.Join("..", "..", "samples", "postfix", tc.name+".log")
+			args := append([]string{"analyze", "--output", "json"}, sampleArgs...)
+			code, out, errOut := runCmd(t, "", append(args, log)...)
+			if code != tc.wantExit {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantExit, errOut)
+			}
+			golden := filepath.Join("..", "..", "samples", "postfix", tc.name+".expected.json")
+			if *update {
+				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./cmd/relaywatch -update)", err)
+			}
+			if string(want) != out {
+				t.Errorf("analyze %s differs from %s (go test ./cmd/relaywatch -update rewrites it):\n%s", log, golden, firstDiff(string(want), out))
+			}
+		})
+	}
+}
+
+func firstDiff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(wl) && i < len(gl); i++ {
+		if wl[i] != gl[i] {
+			return "line " + strconv.Itoa(i+1) + ":\n want " + wl[i] + "\n got  " + gl[i]
+		}
+	}
+	return "lengths differ: want " + strconv.Itoa(len(wl)) + " lines, got " + strconv.Itoa(len(gl))
+}
+
+func TestIncidentReport(t *testing.T) {
+	log := filepath.Join("..", "..", "samples", "postfix", "incident.log")
+	code, out, _ := runCmd(t, "", append(append([]string{"analyze"}, sampleArgs...), log)...)
+	if code != exitFindings {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		"[CRITICAL] foreign-to-foreign  127.0.0.66",
+		"[CRITICAL] foreign-to-foreign  127.0.0.77",
+		"[CRITICAL] unknown-relaying-client  127.0.0.66",
+		"[WARNING] outbound-spike  client:127.0.0.66",
+		"client=unknown[127.0.0.66]",
+		"next step:",
+		"Outbound deliveries per hour",
+		"<- foreign-to-foreign",
+		"239  received",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	// Healthy clients are never named in a finding.
+	for _, healthy := range []string{"127.0.0.20", "127.0.0.21", "127.0.0.30", "127.0.0.99"} {
+		if regexp.MustCompile(`\] [a-z-]+  [a-z:-]*` + regexp.QuoteMeta(healthy)).MatchString(out) {
+			t.Errorf("a finding names the healthy client %s", healthy)
+		}
+	}
+	// --fail-on raises or lowers the bar.
+	if code, _, _ := runCmd(t, "", append(append([]string{"analyze", "--fail-on", "warning"}, sampleArgs...), filepath.Join("..", "..", "samples", "postfix", "normal.log"))...); code != exitOK {
+		t.Errorf("normal sample with --fail-on warning: exit %d", code)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"analyze"}, "no input files"},
+		{[]string{"analyze", "--output", "yaml", "x"}, `--output "yaml"`},
+		{[]string{"analyze", "--fail-on", "bad", "x"}, "unknown severity"},
+		{[]string{"analyze", "--format", "sendmail", "x"}, "known formats are postfix"},
+		{[]string{"analyze", "--trusted-networks", "10.0.0.0/99", "x"}, "trusted networks"},
+		{[]string{"analyze", "--no-such-flag", "x"}, "unknown flag: --no-such-flag"},
+		{[]string{"analyze", "--spike-factor", "0.5", "x"}, "spike factor"},
+		{[]string{"analyze", "--year", "26", "x"}, "--year 26"},
+		{[]string{"analyze", "--timezone", "Mars/Olympus", "x"}, "--timezone"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"parse"}, "no input files"},
+		{[]string{"version", "extra"}, "no arguments"},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runCmd(t, "", tt.args...)
+		if code != exitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 mentioning %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	code, out, _ := runCmd(t, "", "analyze", "--help")
+	if code != exitOK || !strings.Contains(out, "--local-domains") || !strings.Contains(out, "--fail-on") {
+		t.Errorf("analyze --help: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCmd(t, "", "help")
+	if code != exitOK || !strings.Contains(out, "analyze") || !strings.Contains(out, "parse") {
+		t.Errorf("help: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCmd(t, "", "version")
+	if code != exitOK || !strings.HasPrefix(out, "relaywatch ") {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+}
+
+func TestDamagedInputIsNamedAndTheRestAnalyzed(t *testing.T) {
+	dir := t.TempDir()
+	sample, err := os.ReadFile(filepath.Join("..", "..", "samples", "postfix", "incident.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var z bytes.Buffer
+	w := gzip.NewWriter(&z)
+	w.Write(sample)
+	w.Close()
+	bad := filepath.Join(dir, "mail.log.2.gz")
+	os.WriteFile(bad, z.Bytes()[:z.Len()/3], 0o644)
+	good := filepath.Join(dir, "mail.log")
+	os.WriteFile(good, sample, 0o644)
+	code, out, errOut := runCmd(t, "", append(append([]string{"analyze", "--output", "json"}, sampleArgs...), good, bad, filepath.Join(dir, "missing.log"))...)
+	if code != exitUsage {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if !strings.Contains(errOut, "mail.log.2.gz") || !strings.Contains(errOut, "truncated") || !strings.Contains(errOut, "missing.log") {
+		t.Errorf("stderr does not name the damaged and missing files: %s", errOut)
+	}
+	var rep jsonReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if rep.Totals.Received < 239 || len(rep.Findings) == 0 {
+		t.Errorf("the good file was not analyzed: %+v", rep.Totals)
+	}
+	if len(rep.Inputs) != 3 || rep.Inputs[len(rep.Inputs)-1].Name != good {
+		t.Errorf("inputs %+v: want the missing file, then the rotated .gz before the live file", rep.Inputs)
+	}
+}
+
+func TestStdinAndLongLines(t *testing.T) {
+	sample, _ := os.ReadFile(filepath.Join("..", "..", "samples", "postfix", "normal.log"))
+	lines := strings.SplitAfter(string(sample), "\n")
+	input := strings.Join(lines[:10], "") + strings.Repeat("A", 2<<20) + "\n" + "\xff\xfe garbage line\n" + strings.Join(lines[10:], "")
+	code, out, errOut := runCmd(t, input, append(append([]string{"analyze", "--output", "json"}, sampleArgs...), "-")...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep jsonReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Lines["too_long"] != 1 || rep.Lines["malformed"] != 1 || rep.Totals.Received != 67 {
+		t.Errorf("lines %v, received %d: want one too long, one malformed, and the normal sample's 67 messages", rep.Lines, rep.Totals.Received)
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	code, out, errOut := runCmd(t, "", "parse", "--year", "2026", "--timezone", "UTC", "--show-skipped", filepath.Join("..", "..", "samples", "postfix", "normal.log"))
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 530 {
+		t.Errorf("%d events, want 530", len(lines))
+	}
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if first["kind"] == nil || first["line"] == nil || first["time"] == nil {
+		t.Errorf("event %v lacks kind, line or time", first)
+	}
+	if !strings.Contains(errOut, "536 lines") {
+		t.Errorf("--show-skipped: %q", errOut)
+	}
+}
+
+// TestTotalsEqualPflogsumm runs pflogsumm (Debian package pflogsumm) on the
+// same input and compares the grand totals. CI installs pflogsumm; a
+// developer machine without it skips.
+func TestTotalsEqualPflogsumm(t *testing.T) {
+	if _, err := exec.LookPath("pflogsumm"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("pflogsumm is not installed under CI=true")
+		}
+		t.Skip("pflogsumm not installed")
+	}
+	for _, name := range []string{"normal.log", "incident.log"} {
+		t.Run(name, func(t *testing.T) {
+			log := filepath.Join("..", "..", "samples", "postfix", name)
+			comparePflogsumm(t, log)
+		})
+	}
+}
+
+// comparePflogsumm checks relaywatch's totals for log against pflogsumm's.
+func comparePflogsumm(t *testing.T, log string) {
+	t.Helper()
+	out, err := exec.Command("pflogsumm", "--problems-first", log).Output()
+	if err != nil {
+		t.Fatalf("pflogsumm: %v", err)
+	}
+	want := pflogsummTotals(t, string(out))
+	_, js, errOut := runCmd(t, "", append(append([]string{"analyze", "--output", "json"}, sampleArgs...), log)...)
+	var rep jsonReport
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	got := map[string]uint64{
+		"received": rep.Totals.Received, "delivered": rep.Totals.Delivered, "forwarded": rep.Totals.Forwarded,
+		"deferred": rep.Totals.Deferred, "deferrals": rep.Totals.Deferrals, "bounced": rep.Totals.Bounced,
+		"rejected": rep.Totals.Rejected, "reject warnings": rep.Totals.RejectWarnings, "held": rep.Totals.Held,
+		"discarded": rep.Totals.Discarded, "senders": uint64(rep.Totals.Senders), "recipients": uint64(rep.Totals.Recipients),
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: relaywatch %d, pflogsumm %d", k, got[k], w)
+		}
+	}
+	if len(want) < 10 {
+		t.Errorf("read only %d totals from pflogsumm's report", len(want))
+	}
+}
+
+var pflogsummLine = regexp.MustCompile(`^\s+(\d+)([km]?)\s+(received|delivered|forwarded|deferred|bounced|rejected|reject warnings|held|discarded|senders|recipients)\b(?:\s+\((\d+)\s+deferrals\))?`)
+
+func pflogsummTotals(t *testing.T, report string) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	for _, l := range strings.Split(report, "\n") {
+		if strings.HasPrefix(l, "Per-Hour") {
+			break
+		}
+		m := pflogsummLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		if m[2] != "" {
+			t.Fatalf("pflogsumm abbreviated %q: use a smaller input", l)
+		}
+		n, _ := strconv.ParseUint(m[1], 10, 64)
+		out[m[3]] = n
+		if m[4] != "" {
+			d, _ := strconv.ParseUint(m[4], 10, 64)
+			out["deferrals"] = d
+		} else if m[3] == "deferred" {
+			out["deferrals"] = 0
+		}
+	}
+	return out
+}
