@@ -81,6 +81,14 @@ type inputResult struct {
 	Error  string             `json:"error,omitempty"`
 }
 
+// poisonBlocks makes the pipeline overwrite each block of input once it was
+// handled; tests set it so that a string kept without a copy shows up.
+var poisonBlocks = false
+
+// blockSize is the pipeline's block size (0: the default); tests make it
+// small so that messages span blocks.
+var blockSize = 0
+
 // progress is what a long run shows on a terminal, updated by readInputs.
 type progress struct {
 	file      atomic.Value // string: the input being read
@@ -130,11 +138,13 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 			continue
 		}
 		cfg := stream.Config{
-			Registry:  r.registry,
-			Format:    r.format,
-			Options:   parsers.Options{Year: o.Year, ModTime: in.ModTime, Location: r.location},
-			Workers:   o.Workers,
-			BytesRead: &prog.curBytes,
+			Registry:       r.registry,
+			Format:         r.format,
+			Options:        parsers.Options{Year: o.Year, ModTime: in.ModTime, Location: r.location},
+			Workers:        o.Workers,
+			BytesRead:      &prog.curBytes,
+			PoisonRecycled: poisonBlocks,
+			BlockSize:      blockSize,
 		}
 		f, err := stream.Run(ctx, rd, cfg, func(b *stream.Batch) error {
 			res.Lines.Merge(&b.Counts)

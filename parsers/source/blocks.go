@@ -9,13 +9,18 @@ import (
 // than this is skipped and counted.
 const DefaultBlockSize = 256 << 10
 
-// Blocker cuts a stream into blocks that hold whole lines only. Each block is
-// freshly allocated and never written again once returned, so the caller may
-// keep strings that point into it.
+// maxFree bounds the recycled buffers a Blocker keeps.
+const maxFree = 64
+
+// Blocker cuts a stream into blocks that hold whole lines only. A block is
+// never written again once returned until the caller hands it back with
+// Recycle, so strings that point into it stay valid until then.
 type Blocker struct {
 	r         io.Reader
 	size      int
-	carry     []byte
+	free      [][]byte // recycled buffers, each of cap size
+	carry     []byte   // the start of an incomplete line, for the next block
+	carryBuf  []byte
 	skipping  bool
 	err       error
 	tooLong   int
@@ -45,18 +50,15 @@ func (b *Blocker) Next() ([]byte, error) {
 		if b.err != nil && len(b.carry) == 0 {
 			return nil, b.err
 		}
-		buf := make([]byte, b.size)
+		buf := b.buffer()
 		n := copy(buf, b.carry)
-		b.carry = nil
+		b.carry = b.carry[:0]
 		for n < len(buf) && b.err == nil {
 			k, err := b.r.Read(buf[n:])
 			n += k
 			b.bytesRead += int64(k)
 			if err != nil {
 				b.err = err
-			}
-			if k == 0 && err == nil {
-				continue
 			}
 		}
 		data := buf[:n]
@@ -67,36 +69,56 @@ func (b *Blocker) Next() ([]byte, error) {
 				if b.err != nil {
 					b.skipping = false
 				}
+				b.Recycle(buf)
 				continue
 			}
 			b.skipping = false
-			data = data[i+1:]
-			if len(data) == 0 {
-				continue
-			}
-			buf = data
+			b.keep(data[i+1:])
+			b.Recycle(buf)
+			continue
 		}
 		if b.err != nil {
 			// End of stream: everything left is whole lines.
-			if len(data) == 0 {
+			if n == 0 {
+				b.Recycle(buf)
 				continue
 			}
 			return data, nil
 		}
 		last := bytes.LastIndexByte(data, '\n')
 		if last < 0 {
-			if len(data) == len(buf) && len(data) == b.size {
-				// One line fills the whole buffer: skip it.
-				b.tooLong++
-				b.skipping = true
-				continue
-			}
-			b.carry = data
+			// One line fills the whole buffer: skip it.
+			b.tooLong++
+			b.skipping = true
+			b.Recycle(buf)
 			continue
 		}
-		if rest := data[last+1:]; len(rest) > 0 {
-			b.carry = append([]byte(nil), rest...)
-		}
-		return data[: last+1 : last+1], nil
+		b.keep(data[last+1:])
+		return data[:last+1], nil
+	}
+}
+
+// keep saves the start of an incomplete line for the next block.
+func (b *Blocker) keep(rest []byte) {
+	b.carryBuf = append(b.carryBuf[:0], rest...)
+	b.carry = b.carryBuf
+}
+
+// buffer returns a recycled buffer or a new one.
+func (b *Blocker) buffer() []byte {
+	if n := len(b.free); n > 0 {
+		buf := b.free[n-1]
+		b.free = b.free[:n-1]
+		return buf
+	}
+	return make([]byte, b.size)
+}
+
+// Recycle hands back a block returned by Next once nothing refers to its
+// bytes any more. It must be called at most once per block, from the
+// goroutine that calls Next.
+func (b *Blocker) Recycle(block []byte) {
+	if cap(block) == b.size && len(b.free) < maxFree {
+		b.free = append(b.free, block[:cap(block)])
 	}
 }

@@ -43,6 +43,10 @@ type Config struct {
 	BlockSize int
 	// BytesRead, if set, is advanced as input is read (for progress).
 	BytesRead *atomic.Int64
+	// PoisonRecycled overwrites every block after its callback returned,
+	// before it is reused: a test aid that makes any string kept beyond the
+	// callback (without strings.Clone) show up as garbage.
+	PoisonRecycled bool
 }
 
 // Run reads r, parses every line and calls fn for each batch, in input order,
@@ -93,6 +97,8 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 	}
 	jobs := make(chan *job, workers*2)
 	ordered := make(chan *job, workers*2+2)
+	// Blocks come back here once their batch was handled, for reuse.
+	recycled := make(chan []byte, workers*2+8)
 	pool := sync.Pool{New: func() any { return &Batch{Events: make([]parsers.Event, 0, 2048)} }}
 
 	// The reader owns and closes jobs and ordered.
@@ -122,6 +128,15 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 					readerErr = err
 				}
 				return
+			}
+		drain:
+			for {
+				select {
+				case b := <-recycled:
+					bl.Recycle(b)
+				default:
+					break drain
+				}
 			}
 			block, err = bl.Next()
 			if cfg.BytesRead != nil {
@@ -174,6 +189,17 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 		}
 		clear(j.batch.Events)
 		j.batch.Events = j.batch.Events[:0]
+		if len(j.block) > 0 {
+			if cfg.PoisonRecycled {
+				for i := range j.block {
+					j.block[i] = '#'
+				}
+			}
+			select {
+			case recycled <- j.block:
+			default: // the reader has enough spare blocks
+			}
+		}
 		j.batch.Counts = parsers.LineCounts{}
 		pool.Put(j.batch)
 	}
