@@ -2,6 +2,7 @@ package detect
 
 import (
 	"container/list"
+	"strings"
 )
 
 // lru is a map with a hard cap on its size that evicts the least recently
@@ -109,4 +110,25 @@ func (s *boundedSet) keys() []string {
 	out := make([]string, 0, s.l.len())
 	s.l.each(func(k string, _ struct{}) { out = append(out, k) })
 	return out
+}
+
+// interner shares one copy of strings that repeat on every line (host and
+// instance names), so that keys kept for each message do not each copy
+// them. It is bounded: past maxInterned distinct strings it just clones.
+type interner map[string]string
+
+const maxInterned = 1000
+
+func (in *interner) get(s string) string {
+	if v, ok := (*in)[s]; ok {
+		return v
+	}
+	c := strings.Clone(s)
+	if *in == nil {
+		*in = map[string]string{}
+	}
+	if len(*in) < maxInterned {
+		(*in)[c] = c
+	}
+	return c
 }

@@ -101,6 +101,13 @@ func (f *Finding) addEvidence(lines ...string) {
 	}
 }
 
+// addMessageEvidence adds the lines a message kept, while there is room.
+func (f *Finding) addMessageEvidence(m *message) {
+	if len(f.Evidence) < MaxEvidence {
+		f.addEvidence(m.evidenceLines()...)
+	}
+}
+
 // SortFindings orders findings worst first: severity, then count, then
 // first seen, then rule and key.
 func SortFindings(fs []Finding) {

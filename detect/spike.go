@@ -93,8 +93,8 @@ func (s *spikeRule) count(d *Detector, e *parsers.Event, m *message) {
 	ws := e.Time.Truncate(s.cfg.Window)
 	stranger := !m.submission.MayRelay()
 	s.countKey(d, e, m, spikeKey{kind: "all"}, ws, stranger)
-	if m.client.IsValid() {
-		s.countKey(d, e, m, spikeKey{"client", m.client.String()}, ws, stranger)
+	if m.clientIP != "" {
+		s.countKey(d, e, m, spikeKey{"client", m.clientIP}, ws, stranger)
 	}
 	if m.authUser != "" {
 		s.countKey(d, e, m, spikeKey{"user", m.authUser}, ws, stranger)
@@ -127,7 +127,7 @@ func (s *spikeRule) countKey(d *Detector, e *parsers.Event, m *message, k spikeK
 			f.Count, f.WindowStart, f.WindowEnd, f.Baseline = st.count, ws, ws.Add(s.cfg.Window), math.Round(st.ewma*10)/10
 		}
 		f.Recipients++
-		f.addEvidence(m.evidence...)
+		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
 		what := k.String()
 		if k.kind == "all" {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"hash/maphash"
 	"strings"
 
 	"github.com/relaywatch/relaywatch/parsers"
@@ -44,10 +45,15 @@ type Totals struct {
 	DistinctCapped bool `json:"distinct_capped,omitempty"`
 }
 
+// maxPendingReceived bounds the received messages whose sender is not yet known.
+const maxPendingReceived = 100000
+
 // TotalsCounter computes Totals from events.
 type TotalsCounter struct {
 	t          Totals
-	received   *lru[msgKey, struct{}] // received messages waiting for their sender line
+	received   map[msgKey]struct{} // received messages waiting for their sender line
+	hosts      interner
+	seed       maphash.Seed // distinct sets keep 64-bit hashes, not addresses
 	deferred   map[uint64]struct{}
 	senders    map[uint64]struct{}
 	recipients map[uint64]struct{}
@@ -56,7 +62,8 @@ type TotalsCounter struct {
 // NewTotalsCounter returns an empty counter.
 func NewTotalsCounter() *TotalsCounter {
 	return &TotalsCounter{
-		received:   newLRU[msgKey, struct{}](100000),
+		received:   map[msgKey]struct{}{},
+		seed:       maphash.MakeSeed(),
 		deferred:   map[uint64]struct{}{},
 		senders:    map[uint64]struct{}{},
 		recipients: map[uint64]struct{}{},
@@ -75,11 +82,16 @@ func (c *TotalsCounter) Handle(e *parsers.Event) {
 	switch e.Kind {
 	case parsers.KindAccept, parsers.KindPickup:
 		c.t.Received++
-		c.received.put(msgKey{strings.Clone(e.Host), strings.Clone(instance(e.Program)), strings.Clone(e.QueueID)}, struct{}{})
+		if len(c.received) >= maxPendingReceived {
+			// Messages whose sender line never came: forget them all
+			// rather than grow without bound.
+			clear(c.received)
+		}
+		c.received[msgKey{c.hosts.get(e.Host), c.hosts.get(instance(e.Program)), strings.Clone(e.QueueID)}] = struct{}{}
 	case parsers.KindQueued:
 		k := msgKey{e.Host, instance(e.Program), e.QueueID}
-		if _, ok := c.received.peek(k); ok {
-			c.received.remove(k)
+		if _, ok := c.received[k]; ok {
+			delete(c.received, k)
 			c.add(c.senders, e.From, !e.FromSet || e.From == "")
 		}
 	case parsers.KindExpired:
@@ -95,7 +107,7 @@ func (c *TotalsCounter) Handle(e *parsers.Event) {
 			c.add(c.recipients, e.To, false)
 		case parsers.StatusDeferred:
 			c.t.Deferrals++
-			h := hashString(hashString(fnvOffset, e.Host), e.QueueID)
+			h := maphash.String(c.seed, e.QueueID) ^ maphash.String(c.seed, e.Host)*fnvPrime
 			if _, ok := c.deferred[h]; !ok && len(c.deferred) < MaxDistinct {
 				c.deferred[h] = struct{}{}
 				c.t.Deferred++
@@ -132,17 +144,15 @@ func (c *TotalsCounter) Handle(e *parsers.Event) {
 	}
 }
 
-// add counts an address in a distinct set: local part as is, domain lower-cased.
+// add counts an address in a distinct set: local part as is, domain
+// lower-cased (pflogsumm's normalization).
 func (c *TotalsCounter) add(set map[uint64]struct{}, addr string, null bool) {
-	h := uint64(fnvOffset)
 	if null {
-		h = hashString(h, "from=<>")
-	} else if at := strings.LastIndexByte(addr, '@'); at >= 0 {
-		h = hashString(h, addr[:at+1])
-		h = hashLower(h, addr[at+1:])
-	} else {
-		h = hashString(h, addr)
+		addr = "from=<>"
+	} else if at := strings.LastIndexByte(addr, '@'); at >= 0 && hasUpper(addr[at+1:]) {
+		addr = addr[:at+1] + strings.ToLower(addr[at+1:])
 	}
+	h := maphash.String(c.seed, addr)
 	if _, ok := set[h]; ok {
 		return
 	}
@@ -160,27 +170,14 @@ func daemonOf(program string) string {
 	return program
 }
 
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
+// fnvPrime mixes two hashes into one.
+const fnvPrime = 1099511628211
 
-func hashString(h uint64, s string) uint64 {
+func hasUpper(s string) bool {
 	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= fnvPrime
-	}
-	return h
-}
-
-func hashLower(h uint64, s string) uint64 {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return true
 		}
-		h ^= uint64(c)
-		h *= fnvPrime
 	}
-	return h
+	return false
 }
