@@ -211,7 +211,7 @@ func TestStdinAndLongLines(t *testing.T) {
 }
 
 func TestParseCommand(t *testing.T) {
-	code, out, errOut := runCmd(t, "", "parse", "--year", "2026", "--timezone", "UTC", "--show-skipped", filepath.Join("..", "..", "samples", "postfix", "normal.log"))
+	code, out, errOut := runCmd(t, "", "parse", "--year", "2026", "--timezone", "UTC", "--summary", filepath.Join("..", "..", "samples", "postfix", "normal.log"))
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -227,7 +227,7 @@ func TestParseCommand(t *testing.T) {
 		t.Errorf("event %v lacks kind, line or time", first)
 	}
 	if !strings.Contains(errOut, "536 lines") {
-		t.Errorf("--show-skipped: %q", errOut)
+		t.Errorf("--summary: %q", errOut)
 	}
 }
 

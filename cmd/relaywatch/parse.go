@@ -15,13 +15,13 @@ import (
 // parseOptions are the flags of `relaywatch parse`.
 type parseOptions struct {
 	input       inputOptions
-	ShowSkipped bool
+	Summary bool
 }
 
 // AddFlags registers parse's flags.
 func (o *parseOptions) AddFlags(fs *pflag.FlagSet) {
 	o.input.AddFlags(fs)
-	fs.BoolVar(&o.ShowSkipped, "show-skipped", false, "also print a count of skipped lines per input on stderr")
+	fs.BoolVar(&o.Summary, "summary", false, "print each input's line counts (parsed, irrelevant, skipped) on stderr at the end")
 }
 
 func parseCommand() command {
@@ -60,7 +60,7 @@ func runParse(ctx context.Context, e *env, o *parseOptions, files []string) erro
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if o.ShowSkipped {
+	if o.Summary {
 		for _, r := range results {
 			fmt.Fprintf(e.stderr, "%s (%s): %d lines, %d parsed, %d irrelevant, %d skipped\n", r.Name, r.Format, r.Lines.Total(), r.Lines[0], r.Lines[1], r.Lines.Skipped())
 		}
