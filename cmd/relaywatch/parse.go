@@ -14,7 +14,7 @@ import (
 
 // parseOptions are the flags of `relaywatch parse`.
 type parseOptions struct {
-	input       inputOptions
+	input   inputOptions
 	Summary bool
 }
 
