@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -96,7 +97,10 @@ type progress struct {
 	files     atomic.Int64
 	doneBytes atomic.Int64 // bytes of the inputs already read
 	curBytes  atomic.Int64 // bytes of the current input
-	lines     atomic.Uint64
+	// totalBytes is the size of all inputs, or 0 when unknown (stdin, or a
+	// compressed input, whose size says little about what it holds).
+	totalBytes atomic.Int64
+	lines      atomic.Uint64
 }
 
 // readInputs reads every input in order and calls handle for each batch. An
@@ -116,6 +120,15 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 		}
 	}
 	prog.files.Store(int64(len(inputs)))
+	var total int64
+	for _, in := range inputs {
+		if in.Size <= 0 || in.Name == source.Stdin || isCompressedName(in.Name) {
+			total = 0
+			break
+		}
+		total += in.Size
+	}
+	prog.totalBytes.Store(total)
 	for i, in := range inputs {
 		if err := ctx.Err(); err != nil {
 			return results, err
@@ -167,6 +180,10 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 		return results, fmt.Errorf("%w: %w", errInput, errors.Join(errs...))
 	}
 	return results, nil
+}
+
+func isCompressedName(name string) bool {
+	return strings.HasSuffix(name, ".gz")
 }
 
 func unwrapJoin(err error) []error {

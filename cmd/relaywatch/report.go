@@ -350,8 +350,12 @@ func startProgress(w io.Writer, p *progress) (stop func()) {
 				bytes := p.doneBytes.Load() + p.curBytes.Load()
 				lines := p.lines.Load()
 				secs := time.Since(start).Seconds()
-				fmt.Fprintf(w, "\r\033[K%s (%d/%d): %.1f MB read, %s lines, %s lines/s",
-					name, p.fileIndex.Load(), p.files.Load(), float64(bytes)/1e6, humanInt(lines), humanInt(uint64(float64(lines)/secs)))
+				of := ""
+				if total := p.totalBytes.Load(); total > 0 {
+					of = fmt.Sprintf(" of %.1f MB (%.0f%%)", float64(total)/1e6, 100*float64(bytes)/float64(total))
+				}
+				fmt.Fprintf(w, "\r\033[K%s (%d/%d): %.1f MB read%s, %s lines, %s lines/s",
+					name, p.fileIndex.Load(), p.files.Load(), float64(bytes)/1e6, of, humanInt(lines), humanInt(uint64(float64(lines)/secs)))
 			}
 		}
 	}()
