@@ -223,11 +223,13 @@ func (d *Detector) Handle(e *parsers.Event) {
 		}
 		m.authUser = strings.Clone(e.AuthUser)
 		m.submission = d.classify(m.client, m.authUser)
+		m.setSender(e)
 		m.addEvidence(e.Line)
 	case parsers.KindPickup:
 		m := d.message(e, true)
 		m.submission = SubmissionLocal
 		m.clientText = "local submission (uid " + e.UID + ")"
+		m.setSender(e)
 		m.addEvidence(e.Line)
 	case parsers.KindNotification:
 		// The MTA generated a new message (a bounce) with the id in Detail.
@@ -246,6 +248,14 @@ func (d *Detector) Handle(e *parsers.Event) {
 	case parsers.KindRemoved:
 		d.msgs.remove(d.key(e))
 	}
+}
+
+// serverName names the mail server in a summary.
+func serverName(host string) string {
+	if host == "" {
+		return "this mail server"
+	}
+	return host
 }
 
 func instance(program string) string {
@@ -327,6 +337,14 @@ func (d *Detector) classify(client netip.Addr, authUser string) Submission {
 	return SubmissionAnonymous
 }
 
+// setSender takes the envelope sender from an arrival line that carries it
+// (Exim's "<= sender"); Postfix logs it later, on the qmgr line.
+func (m *message) setSender(e *parsers.Event) {
+	if e.FromSet {
+		m.from, m.fromSet = strings.Clone(e.From), true
+	}
+}
+
 // maxMessageEvidence is the number of log lines kept per message.
 const maxMessageEvidence = 3
 
@@ -361,6 +379,16 @@ func (d *Detector) classifyDelivery(e *parsers.Event) (DeliveryClass, string) {
 	case strings.IndexByte(e.To, '@') < 0:
 		return DeliveryLocal, domain // "root": a local alias
 	case d.policy.IsLocalDomain(domain):
+		// The percent hack: "user%victim.example@ourdomain" is routed to
+		// victim.example (Exim logs the address as accepted; Postfix logs
+		// to=<user@victim.example> with orig_to=<...%...>).
+		if at := strings.LastIndexByte(e.To, '@'); at > 0 {
+			if pct := strings.LastIndexByte(e.To[:at], '%'); pct >= 0 {
+				if target := strings.ToLower(e.To[pct+1 : at]); target != "" && !d.policy.IsLocalDomain(target) {
+					return DeliveryOutbound, target
+				}
+			}
+		}
 		return DeliveryInbound, domain
 	}
 	return DeliveryOutbound, domain
@@ -475,7 +503,7 @@ func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 		f.Recipients++
 		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
-		f.Summary = fmt.Sprintf("%s is relaying mail for strangers: sender and recipient domains are both foreign (%d messages, %d deliveries)", e.Host, f.Count, f.Recipients)
+		f.Summary = fmt.Sprintf("%s is relaying mail for strangers: sender and recipient domains are both foreign (%d messages, %d deliveries)", serverName(e.Host), f.Count, f.Recipients)
 		f.NextStep = "Close the open relay now (Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, and a narrow mynetworks; Exim: relay_from_hosts), block " + key + " at the firewall, purge the queued spam (postqueue -p; postsuper -d), then check this server's IP on the blocklists."
 	}
 }

@@ -131,7 +131,7 @@ func (s *spikeRule) countKey(d *Detector, e *parsers.Event, m *message, k spikeK
 		f.addEvidence(e.Line)
 		what := k.String()
 		if k.kind == "all" {
-			what = "all outbound mail of " + e.Host
+			what = "all outbound mail of " + serverName(e.Host)
 		}
 		f.Summary = fmt.Sprintf("outbound spike: %s sent %d deliveries to foreign domains in %v (baseline %.1f per window, threshold %.0f)", what, f.Count, s.cfg.Window, f.Baseline, math.Max(float64(s.cfg.Min), s.cfg.Factor*f.Baseline))
 		f.NextStep = "See who is sending (postqueue -p | tail; qshape deferred). If an account is compromised, disable it and reset its password; if a host, block it; then hold or purge its queued mail (postsuper -h / -d)."

@@ -82,6 +82,11 @@ func (c *TotalsCounter) Handle(e *parsers.Event) {
 	switch e.Kind {
 	case parsers.KindAccept, parsers.KindPickup:
 		c.t.Received++
+		if e.FromSet {
+			// The arrival names its sender (Exim): count it now.
+			c.add(c.senders, e.From, e.From == "")
+			return
+		}
 		if len(c.received) >= maxPendingReceived {
 			// Messages whose sender line never came: forget them all
 			// rather than grow without bound.

@@ -157,12 +157,19 @@ type Event struct {
 	// Reply is the reject reason or the remote server's reply.
 	Reply     string `json:"reply,omitempty"`
 	MessageID string `json:"message_id,omitempty"`
-	Size      int64  `json:"size,omitempty"`
-	Nrcpt     int    `json:"nrcpt,omitempty"`
-	UID       string `json:"uid,omitempty"`
+	// Subject is the message's subject where the log has it (Exim T= on
+	// arrivals, Exchange message tracking). Chosen by the sender: never a
+	// metric label, always escaped in alerts.
+	Subject string `json:"subject,omitempty"`
+	Size    int64  `json:"size,omitempty"`
+	Nrcpt   int    `json:"nrcpt,omitempty"`
+	UID     string `json:"uid,omitempty"`
 	// Detail holds kind-specific extra text: disconnect counters, the queue id
 	// of a notification, the original client of a re-injected message.
 	Detail string `json:"detail,omitempty"`
+	// BadFields counts field values the parser could not read and left
+	// empty rather than guess (the Exim test suite's "S=sss").
+	BadFields uint8 `json:"bad_fields,omitempty"`
 	// Line is the raw log line, kept for evidence.
 	Line string `json:"line"`
 }

@@ -125,7 +125,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"analyze"}, "no input files"},
 		{[]string{"analyze", "--output", "yaml", "x"}, `--output "yaml"`},
 		{[]string{"analyze", "--fail-on", "bad", "x"}, "unknown severity"},
-		{[]string{"analyze", "--format", "sendmail", "x"}, "known formats are postfix"},
+		{[]string{"analyze", "--format", "sendmail", "x"}, "known formats are exim, postfix"},
 		{[]string{"analyze", "--trusted-networks", "10.0.0.0/99", "x"}, "trusted networks"},
 		{[]string{"analyze", "--no-such-flag", "x"}, "unknown flag: --no-such-flag"},
 		{[]string{"analyze", "--spike-factor", "0.5", "x"}, "spike factor"},

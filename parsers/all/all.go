@@ -4,6 +4,7 @@ package all
 
 import (
 	"github.com/relaywatch/relaywatch/parsers"
+	"github.com/relaywatch/relaywatch/parsers/exim"
 	"github.com/relaywatch/relaywatch/parsers/postfix"
 )
 
@@ -11,5 +12,6 @@ import (
 func Formats() *parsers.Registry {
 	return parsers.NewRegistry(
 		postfix.Format(),
+		exim.Format(),
 	)
 }
