@@ -197,11 +197,24 @@ func splitReason(s string, status parsers.Status) (fields, reason string) {
 		}
 		head := s[:max(i, 0)]
 		tail := s[i+1:]
-		if j := strings.Index(tail, "): "); j >= 0 {
-			return head, tail[j+3:]
+		j := strings.IndexByte(tail, ')')
+		if j < 0 {
+			return head, tail
 		}
-		return head, tail
+		tail = tail[j+1:]
+		if strings.HasPrefix(tail, ": ") {
+			return head, tail[2:]
+		}
+		// "defer (-44) H=(helo) [ip]: SMTP error from remote ...": more
+		// fields, then the reason.
+		more, reason := firstColon(tail)
+		return head + more, reason
 	}
+	return firstColon(s)
+}
+
+// firstColon splits at the first ": " outside double quotes.
+func firstColon(s string) (before, after string) {
 	inQuote := false
 	for i := 0; i+1 < len(s); i++ {
 		switch {

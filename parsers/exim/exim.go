@@ -249,12 +249,12 @@ func Sniff(lines []string) int {
 }
 
 func looksExim(body string) bool {
-	for _, s := range []string{"SMTP connection from ", "H=", "authenticator failed", "Start queue run", "End queue run", "exim ", "SMTP call from", "SMTP protocol", "no host name found", "no IP address found", "rejected "} {
-		if strings.HasPrefix(body, s) || s == "rejected " && strings.Contains(body, " rejected ") {
+	for _, s := range []string{"SMTP connection from ", "H=", "Start queue run", "End queue run", "exim ", "SMTP call from", "SMTP protocol", "no host name found", "no IP address found", "no MAIL in SMTP", "rejected "} {
+		if strings.HasPrefix(body, s) {
 			return true
 		}
 	}
-	return false
+	return strings.Contains(body, " authenticator failed ") || strings.Contains(body, " rejected ")
 }
 
 // messageID splits "ID rest" where ID is an Exim message id: the old form

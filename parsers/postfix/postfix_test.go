@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relaywatch/relaywatch/parsers"
+	"github.com/relaywatch/relaywatch/parsers/parsertest"
 	"github.com/relaywatch/relaywatch/parsers/syslog"
 )
 
@@ -84,7 +85,7 @@ func TestBuiltLines(t *testing.T) {
 			if r != parsers.Parsed || len(evs) != 1 {
 				t.Fatalf("result %v, %d events", r, len(evs))
 			}
-			if got := summary(evs[0]); got != tt.want {
+			if got := parsertest.Summary(evs[0]); got != tt.want {
 				t.Errorf("\n got  %s\n want %s", got, tt.want)
 			}
 		})
@@ -138,34 +139,10 @@ type corpusFile struct {
 	programs map[int]string // line number -> syslog program, for message-only files
 }
 
-// corpusDirs returns the in-repository corpus and, when available, the
-// shared one. With CI=true the shared corpus must exist unless
-// RELAYWATCH_CORPUS=none says, loudly, that this machine has none.
-func corpusDirs(t *testing.T) []string {
-	dirs := []string{filepath.Join("testdata", "corpus")}
-	shared := os.Getenv("RELAYWATCH_CORPUS")
-	switch shared {
-	case "none":
-		t.Log("RELAYWATCH_CORPUS=none: only the lines copied into the repository are checked")
-		return dirs
-	case "":
-		shared = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
-	dir := filepath.Join(shared, "postfix")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared corpus %s missing under CI=true (set RELAYWATCH_CORPUS to it, or to none): %v", dir, err)
-		}
-		t.Logf("shared corpus %s not found: only the in-repository lines are checked", dir)
-		return dirs
-	}
-	return append(dirs, dir)
-}
-
 func corpusFiles(t *testing.T) []corpusFile {
 	seen := map[string]bool{}
 	var out []corpusFile
-	for _, dir := range corpusDirs(t) {
+	for _, dir := range parsertest.CorpusDirs(t, "postfix") {
 		paths, err := filepath.Glob(filepath.Join(dir, "*.log"))
 		if err != nil {
 			t.Fatal(err)
@@ -286,13 +263,13 @@ func TestCorpus(t *testing.T) {
 				}
 				fmt.Fprintf(&golden, "%d %v", n, r)
 				for _, e := range evs {
-					fmt.Fprintf(&golden, " | %s", summary(e))
+					fmt.Fprintf(&golden, " | %s", parsertest.Summary(e))
 				}
 				golden.WriteByte('\n')
 			}
 			t.Logf("%d lines: %v", counts[parsers.Parsed]+counts[parsers.Irrelevant]+counts[parsers.Malformed], counts)
 			if filepath.Base(filepath.Dir(cf.path)) == "corpus" && strings.HasPrefix(cf.path, "testdata") {
-				checkGolden(t, cf.path+".golden", golden.String())
+				parsertest.Golden(t, cf.path+".golden", golden.String(), *update)
 			}
 		})
 	}
@@ -330,29 +307,6 @@ func knownIrrelevant(line string) bool {
 func hasHeader(line string) bool {
 	var h syslog.Header
 	return syslog.NewParser(2026, time.UTC).Parse(line, &h)
-}
-
-func checkGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("golden file: %v (run go test -update)", err)
-	}
-	if string(want) != got {
-		wl, gl := strings.Split(string(want), "\n"), strings.Split(got, "\n")
-		for i := 0; i < len(wl) && i < len(gl); i++ {
-			if wl[i] != gl[i] {
-				t.Fatalf("%s differs at line %d:\n got  %s\n want %s\n(run go test -update if the change is intended)", path, i+1, gl[i], wl[i])
-			}
-		}
-		t.Fatalf("%s: %d lines, want %d", path, len(gl), len(wl))
-	}
 }
 
 func FuzzParse(f *testing.F) {

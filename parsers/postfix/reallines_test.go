@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/relaywatch/relaywatch/parsers"
+	"github.com/relaywatch/relaywatch/parsers/parsertest"
 )
 
 // realLines are real Postfix log lines and the event each must become.
@@ -16,7 +17,7 @@ import (
 var realLines = []struct {
 	src, program, line string
 	result             parsers.Result
-	want               string // summary() of the first event
+	want               string // parsertest.Summary() of the first event
 }{
 	{src: "lab", line: "Nov 24 08:35:11 mail postfix/postfix-script[2518]: starting the Postfix mail system", result: parsers.Irrelevant, want: ""},
 	{src: "lab", line: "Nov 24 08:35:13 mail postfix/smtpd[2617]: connect from unknown[127.0.0.20]", result: parsers.Parsed, want: "kind=connect client_name=unknown client_ip=127.0.0.20"},
@@ -125,7 +126,7 @@ func TestRealLines(t *testing.T) {
 		}
 		got := ""
 		if len(evs) > 0 {
-			got = summary(evs[0])
+			got = parsertest.Summary(evs[0])
 			if evs[0].Line != tt.line {
 				t.Errorf("#%d (%s): event line %q, want the input line", i, tt.src, evs[0].Line)
 			}
