@@ -43,20 +43,22 @@ var sampleArgs = []string{"--year", "2026", "--timezone", "UTC", "--trusted-netw
 
 func TestSamplesGolden(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		wantExit int
+		format, name string
+		wantExit     int
 	}{
-		{"normal", exitOK},
-		{"incident", exitFindings},
+		{"postfix", "normal", exitOK},
+		{"postfix", "incident", exitFindings},
+		{"exim", "normal", exitOK},
+		{"exim", "incident", exitFindings},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			log := filepath.Join("..", "..", "samples", "postfix", tc.name+".log")
+		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
+			log := filepath.Join("..", "..", "samples", tc.format, tc.name+".log")
 			args := append([]string{"analyze", "--output", "json"}, sampleArgs...)
 			code, out, errOut := runCmd(t, "", append(args, log)...)
 			if code != tc.wantExit {
 				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantExit, errOut)
 			}
-			golden := filepath.Join("..", "..", "samples", "postfix", tc.name+".expected.json")
+			golden := filepath.Join("..", "..", "samples", tc.format, tc.name+".expected.json")
 			if *update {
 				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
 					t.Fatal(err)
@@ -85,7 +87,15 @@ func firstDiff(want, got string) string {
 }
 
 func TestIncidentReport(t *testing.T) {
-	log := filepath.Join("..", "..", "samples", "postfix", "incident.log")
+	for _, format := range []string{"postfix", "exim"} {
+		t.Run(format, func(t *testing.T) { checkIncidentReport(t, format) })
+	}
+}
+
+// checkIncidentReport checks the lab's relay incident as written by one MTA:
+// both MTAs must give the same rules for the same two abusers.
+func checkIncidentReport(t *testing.T, format string) {
+	log := filepath.Join("..", "..", "samples", format, "incident.log")
 	code, out, _ := runCmd(t, "", append(append([]string{"analyze"}, sampleArgs...), log)...)
 	if code != exitFindings {
 		t.Fatalf("exit %d", code)
@@ -95,15 +105,18 @@ func TestIncidentReport(t *testing.T) {
 		"[CRITICAL] foreign-to-foreign  127.0.0.77",
 		"[CRITICAL] unknown-relaying-client  127.0.0.66",
 		"[WARNING] outbound-spike  client:127.0.0.66",
-		"client=unknown[127.0.0.66]",
 		"next step:",
 		"Outbound deliveries per hour",
 		"<- foreign-to-foreign",
-		"239  received",
+		"80 messages, 314 deliveries",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+	// An evidence line shows the abuser's address as the MTA logged it.
+	if !regexp.MustCompile(`(?m)^    .*\[127\.0\.0\.66\]`).MatchString(out) {
+		t.Error("no evidence line names [127.0.0.66]")
 	}
 	// Healthy clients are never named in a finding.
 	for _, healthy := range []string{"127.0.0.20", "127.0.0.21", "127.0.0.30", "127.0.0.99"} {
@@ -112,7 +125,7 @@ func TestIncidentReport(t *testing.T) {
 		}
 	}
 	// --fail-on raises or lowers the bar.
-	if code, _, _ := runCmd(t, "", append(append([]string{"analyze", "--fail-on", "warning"}, sampleArgs...), filepath.Join("..", "..", "samples", "postfix", "normal.log"))...); code != exitOK {
+	if code, _, _ := runCmd(t, "", append(append([]string{"analyze", "--fail-on", "warning"}, sampleArgs...), filepath.Join("..", "..", "samples", format, "normal.log"))...); code != exitOK {
 		t.Errorf("normal sample with --fail-on warning: exit %d", code)
 	}
 }
@@ -318,4 +331,115 @@ func pflogsummTotals(t *testing.T, report string) map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// eximstatsPath finds eximstats (Debian package exim4-base; CI unpacks it
+// with dpkg -x and names it in RELAYWATCH_EXIMSTATS).
+func eximstatsPath(t *testing.T) string {
+	if p := os.Getenv("RELAYWATCH_EXIMSTATS"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("eximstats"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("eximstats is not available under CI=true (set RELAYWATCH_EXIMSTATS)")
+	}
+	t.Skip("eximstats not installed")
+	return ""
+}
+
+var (
+	eximstatsFrom = regexp.MustCompile(`^\s+(\d+)\s+(\S*)\[([0-9a-fA-F:.]+)\]\s+(\S+)\s*$`)
+	eximstatsTo   = regexp.MustCompile(`^\s+=>\s+(\S*)\[([0-9a-fA-F:.]+)\]\s+(\S+)\s*$`)
+)
+
+// TestEximstatsRelayedAreFound checks, on the Exim incident sample, that
+// every relayed message eximstats lists from an anonymous outside host is
+// among relaywatch's findings: foreign-to-foreign for a foreign sender,
+// unknown-relaying-client for any sender.
+func TestEximstatsRelayedAreFound(t *testing.T) {
+	bin := eximstatsPath(t)
+	log := filepath.Join("..", "..", "samples", "exim", "incident.log")
+	out, err := exec.Command("perl", bin, log).Output()
+	if err != nil {
+		t.Fatalf("eximstats: %v", err)
+	}
+	type relayed struct {
+		ip, sender string
+		count      int
+	}
+	var list []relayed
+	inSection := false
+	lines := strings.Split(string(out), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "Relayed messages") {
+			inSection = true
+			continue
+		}
+		if !inSection {
+			continue
+		}
+		if strings.HasPrefix(l, "Top ") || strings.HasPrefix(l, "Errors encountered") || strings.HasPrefix(l, "List of errors") {
+			break
+		}
+		m := eximstatsFrom.FindStringSubmatch(l)
+		if m == nil || i+1 >= len(lines) || eximstatsTo.FindStringSubmatch(lines[i+1]) == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		list = append(list, relayed{ip: m[3], sender: m[4], count: n})
+	}
+	if len(list) == 0 {
+		t.Fatal("eximstats lists no relayed messages: the sample or the section's format changed")
+	}
+
+	// Which clients sent without authenticating, as the log says.
+	anonymous := map[string]bool{}
+	data, _ := os.ReadFile(log)
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, " <= ") && !strings.Contains(l, " A=") {
+			if lb := strings.LastIndex(l, " ["); lb >= 0 {
+				if rb := strings.IndexByte(l[lb:], ']'); rb > 0 {
+					anonymous[l[lb+2:lb+rb]] = true
+				}
+			}
+		}
+	}
+
+	_, js, errOut := runCmd(t, "", append(append([]string{"analyze", "--output", "json"}, sampleArgs...), log)...)
+	var rep jsonReport
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	found := map[string]int{} // rule/key -> recipients
+	for _, f := range rep.Findings {
+		found[f.Rule+"/"+f.Key] = f.Recipients
+	}
+	perIP := map[string]int{}
+	checked := 0
+	for _, r := range list {
+		if r.ip == "127.0.0.1" || !anonymous[r.ip] {
+			continue // the trusted server itself, or an authenticated client
+		}
+		checked++
+		if _, ok := found["unknown-relaying-client/"+r.ip]; !ok {
+			t.Errorf("eximstats lists %d relayed from %s (%s); relaywatch has no unknown-relaying-client finding for it", r.count, r.ip, r.sender)
+		}
+		if !strings.HasSuffix(r.sender, "@example.org") {
+			perIP[r.ip] += r.count
+			if _, ok := found["foreign-to-foreign/"+r.ip]; !ok {
+				t.Errorf("eximstats lists %d relayed from %s (%s); relaywatch has no foreign-to-foreign finding for it", r.count, r.ip, r.sender)
+			}
+		}
+	}
+	for ip, n := range perIP {
+		if got := found["foreign-to-foreign/"+ip]; got < n {
+			t.Errorf("%s: eximstats lists %d relayed deliveries, relaywatch's foreign-to-foreign finding has %d", ip, n, got)
+		}
+	}
+	if checked == 0 {
+		t.Error("no relayed message from an anonymous host in eximstats' list")
+	}
+	t.Logf("%d relayed entries in eximstats, %d from anonymous hosts: all found (%v)", len(list), checked, perIP)
 }
