@@ -349,13 +349,14 @@ func (m *message) setSender(e *parsers.Event) {
 const maxMessageEvidence = 3
 
 // addEvidence keeps a copy of one of the message's first log lines. The
-// lines share one buffer, sized for all of them at the first line.
+// lines share one buffer (Exim logs what matters in one line, Postfix in
+// two or three).
 func (m *message) addEvidence(line string) {
 	if line == "" || bytes.Count(m.evidence, []byte{'\n'}) >= maxMessageEvidence {
 		return
 	}
 	if m.evidence == nil {
-		m.evidence = make([]byte, 0, (len(line)+1)*maxMessageEvidence)
+		m.evidence = make([]byte, 0, len(line)+1)
 	}
 	m.evidence = append(append(m.evidence, line...), '\n')
 }
@@ -489,8 +490,9 @@ func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 		f.Recipients++
 		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
-		f.Summary = fmt.Sprintf("%s relays mail to foreign domains without authenticating, from outside the trusted networks (%d messages, %d deliveries)", m.clientText, f.Count, f.Recipients)
-		f.NextStep = "Find out why " + key + " may relay: check smtpd_relay_restrictions, smtpd_recipient_restrictions and mynetworks (Postfix) or relay_from_hosts (Exim). If the client is legitimate, add it to --known-clients; if not, close the relay, block " + key + " and purge its messages from the queue (postqueue -p; postsuper -d)."
+		if f.subject == "" {
+			f.subject = m.clientText
+		}
 	}
 	if localSender {
 		return
@@ -503,8 +505,6 @@ func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 		f.Recipients++
 		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
-		f.Summary = fmt.Sprintf("%s is relaying mail for strangers: sender and recipient domains are both foreign (%d messages, %d deliveries)", serverName(e.Host), f.Count, f.Recipients)
-		f.NextStep = "Close the open relay now (Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, and a narrow mynetworks; Exim: relay_from_hosts), block " + key + " at the firewall, purge the queued spam (postqueue -p; postsuper -d), then check this server's IP on the blocklists."
 	}
 }
 
@@ -535,8 +535,6 @@ func (d *Detector) newRelayer(e *parsers.Event, m *message) {
 		f.Recipients++
 		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
-		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
-		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
 	}
 }
 
@@ -587,6 +585,25 @@ func (d *Detector) OutboundByHour() []HourCount {
 	return out
 }
 
+// describe writes a finding's summary and next step. It runs when findings
+// are read, not on every event that updates them.
+func (d *Detector) describe(f *Finding) {
+	key := f.Key
+	switch {
+	case f.Rule == RuleForeignToForeign:
+		f.Summary = fmt.Sprintf("%s is relaying mail for strangers: sender and recipient domains are both foreign (%d messages, %d deliveries)", serverName(f.Host), f.Count, f.Recipients)
+		f.NextStep = "Close the open relay now (Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, and a narrow mynetworks; Exim: relay_from_hosts), block " + key + " at the firewall, purge the queued spam (postqueue -p; postsuper -d), then check this server's IP on the blocklists."
+	case f.Rule == RuleUnknownRelayingClient && f.Severity == SeverityCritical:
+		f.Summary = fmt.Sprintf("%s relays mail to foreign domains without authenticating, from outside the trusted networks (%d messages, %d deliveries)", f.subject, f.Count, f.Recipients)
+		f.NextStep = "Find out why " + key + " may relay: check smtpd_relay_restrictions, smtpd_recipient_restrictions and mynetworks (Postfix) or relay_from_hosts (Exim). If the client is legitimate, add it to --known-clients; if not, close the relay, block " + key + " and purge its messages from the queue (postqueue -p; postsuper -d)."
+	case f.Rule == RuleUnknownRelayingClient:
+		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
+		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
+	case f.Rule == RuleOutboundSpike:
+		d.spike.describe(f)
+	}
+}
+
 // Findings returns the findings that reached their thresholds, worst first.
 func (d *Detector) Findings() []Finding {
 	out := make([]Finding, 0, len(d.order))
@@ -597,6 +614,7 @@ func (d *Detector) Findings() []Finding {
 		}
 		c := *f
 		c.Evidence = append([]string(nil), f.Evidence...)
+		d.describe(&c)
 		out = append(out, c)
 	}
 	SortFindings(out)

@@ -78,6 +78,9 @@ type Finding struct {
 	Baseline float64  `json:"baseline,omitempty"`
 	Evidence []string `json:"evidence"`
 	NextStep string   `json:"next_step"`
+
+	// subject names the client in the summary ("unknown[192.0.2.1]").
+	subject string
 }
 
 func (f *Finding) addEvidence(lines ...string) {

@@ -14,44 +14,53 @@ import (
 )
 
 var (
-	benchLogOnce sync.Once
-	benchLogPath string
-	benchLogErr  error
+	benchLogMu    sync.Mutex
+	benchLogPaths = map[string]string{}
 )
 
-// benchLog generates (once per process) a 1,000,000-line Postfix log with an
-// open-relay incident, in the temporary directory; it is never committed.
-func benchLog(b *testing.B) string {
-	benchLogOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "relaywatch-bench")
-		if err != nil {
-			benchLogErr = err
-			return
-		}
-		benchLogPath = filepath.Join(dir, "mail.log")
-		f, err := os.Create(benchLogPath)
-		if err != nil {
-			benchLogErr = err
-			return
-		}
-		if err := loggen.Write(f, loggen.DefaultConfig(1000000)); err != nil {
-			benchLogErr = err
-		}
-		if err := f.Close(); err != nil && benchLogErr == nil {
-			benchLogErr = err
-		}
-	})
-	if benchLogErr != nil {
-		b.Fatal(benchLogErr)
+// benchLog generates (once per process and format) a 1,000,000-line log
+// with an open-relay incident, in the temporary directory; it is never
+// committed.
+func benchLog(b *testing.B, format string) string {
+	benchLogMu.Lock()
+	defer benchLogMu.Unlock()
+	if p, ok := benchLogPaths[format]; ok {
+		return p
 	}
-	return benchLogPath
+	write := loggen.Write
+	if format == "exim" {
+		write = loggen.WriteExim
+	}
+	dir, err := os.MkdirTemp("", "relaywatch-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, format+".log")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := write(f, loggen.DefaultConfig(1000000)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	benchLogPaths[format] = path
+	return path
 }
 
 // BenchmarkAnalyze measures the whole analyze path (read, parse in
 // parallel, correlate, classify, rules, totals, report) over the generated
 // log. Report: lines/s and MB/s.
 func BenchmarkAnalyze(b *testing.B) {
-	path := benchLog(b)
+	for _, format := range []string{"postfix", "exim"} {
+		b.Run(format, func(b *testing.B) { benchmarkAnalyze(b, format) })
+	}
+}
+
+func benchmarkAnalyze(b *testing.B, format string) {
+	path := benchLog(b, format)
 	fi, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)

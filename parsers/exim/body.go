@@ -159,13 +159,12 @@ func parseDelivery(e *parsers.Event, s string, status parsers.Status) parsers.Re
 		if reason != "" {
 			e.Reply = reason
 		}
+		router := ""
 		eachField(fields, func(k, v string) {
 			switch k {
 			case "R":
-				e.Relay = v // replaced by H= when the message left the host
-				e.Detail = "router=" + v
+				router = v
 			case "T":
-				e.Detail += " transport=" + v
 				e.Mailbox = isMailboxTransport(v)
 			case "H":
 				e.Relay = v
@@ -173,11 +172,22 @@ func parseDelivery(e *parsers.Event, s string, status parsers.Status) parsers.Re
 				e.Reply = v
 			}
 		})
-		if strings.Contains(e.Detail, "router=local_user") {
+		if router == "local_user" {
 			e.Mailbox = true
 		}
-		if strings.HasPrefix(e.Detail, "router=") && !strings.Contains(fields, "H=") {
-			e.Relay = "" // a router name is not a next hop
+		// Detail: "R=router T=transport", as logged (a slice of the line).
+		if i := strings.Index(fields, "R="); i >= 0 {
+			d := fields[i:]
+			if t := strings.Index(d, " T="); t >= 0 {
+				end := strings.IndexByte(d[t+3:], ' ')
+				if end < 0 {
+					end = len(d) - t - 3
+				}
+				d = d[:t+3+end]
+			} else if sp := strings.IndexByte(d, ' '); sp >= 0 {
+				d = d[:sp]
+			}
+			e.Detail = d
 		}
 	}
 	e.Code = replyCodeIn(e.Reply)

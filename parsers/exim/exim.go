@@ -67,10 +67,11 @@ func (p *Parser) ParsesIndependently() bool { return true }
 
 // Parse implements parsers.Parser.
 func (p *Parser) Parse(line string, dst []parsers.Event) ([]parsers.Event, parsers.Result) {
-	var e parsers.Event
-	e.Line = line
-	e.Program = Program
-	body, ok := p.stamp(line, &e)
+	// The event is built in place at the end of dst, and dropped again if
+	// the line yields none: no copy of the (large) Event per line.
+	dst = append(dst, parsers.Event{Line: line, Program: Program})
+	e := &dst[len(dst)-1]
+	body, ok := p.stamp(line, e)
 	if !ok {
 		// Syslog-carried: "Nov 24 05:58:48 host exim[123]: ...".
 		if !p.header.Parse(line, &p.h) {
@@ -78,42 +79,45 @@ func (p *Parser) Parse(line string, dst []parsers.Event) ([]parsers.Event, parse
 			if sp := strings.IndexByte(line, ' '); sp > 0 {
 				tag := line[sp+1:]
 				if c := strings.Index(tag, ": "); c > 0 && IsEximProgram(stripPID(tag[:c])) {
-					if b, ok := p.stamp(tag[c+2:], &e); ok {
+					if b, ok := p.stamp(tag[c+2:], e); ok {
 						e.Host, e.Program = line[:sp], stripPID(tag[:c])
 						return p.finish(e, b, dst)
 					}
 				}
 			}
 			if rejectLogContinuation(line) {
-				return dst, parsers.Irrelevant
+				return dst[:len(dst)-1], parsers.Irrelevant
 			}
-			return dst, parsers.Malformed
+			return dst[:len(dst)-1], parsers.Malformed
 		}
 		if !IsEximProgram(p.h.Program) {
-			return dst, parsers.Irrelevant
+			return dst[:len(dst)-1], parsers.Irrelevant
 		}
 		e.Time, e.YearGuessed, e.Host, e.Program = p.h.Time, p.h.YearGuessed, p.h.Host, p.h.Program
 		body = p.h.Message
 		// Some setups log Exim's own stamp inside the syslog message.
-		var inner parsers.Event
-		if b, ok := p.stamp(body, &inner); ok {
-			e.Time, e.YearGuessed, body = inner.Time, false, b
+		saved := e.Time
+		if b, ok := p.stamp(body, e); ok {
+			e.YearGuessed, body = false, b
+		} else {
+			e.Time = saved
 		}
 	}
 	return p.finish(e, body, dst)
 }
 
-// finish parses the body after the stamp and appends the event.
-func (p *Parser) finish(e parsers.Event, body string, dst []parsers.Event) ([]parsers.Event, parsers.Result) {
+// finish parses the body after the stamp into e, the last event of dst, and
+// drops it again if the line yields no event.
+func (p *Parser) finish(e *parsers.Event, body string, dst []parsers.Event) ([]parsers.Event, parsers.Result) {
 	// "[pid] " (log_selector +pid).
 	if len(body) > 2 && body[0] == '[' {
 		if rb := strings.IndexByte(body, ']'); rb > 1 && allDigits(body[1:rb]) && rb+1 < len(body) && body[rb+1] == ' ' {
 			body = body[rb+2:]
 		}
 	}
-	r := parseBody(&e, body)
-	if r == parsers.Parsed {
-		dst = append(dst, e)
+	r := parseBody(e, body)
+	if r != parsers.Parsed {
+		dst = dst[:len(dst)-1]
 	}
 	return dst, r
 }

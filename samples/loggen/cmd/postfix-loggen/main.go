@@ -1,4 +1,4 @@
-// Command postfix-loggen writes a realistic Postfix log (see package loggen)
+// Command postfix-loggen writes a realistic Postfix (or, with -exim, Exim) log (see package loggen)
 // to stdout, for benchmarks: go run ./samples/loggen/cmd/postfix-loggen -lines 1000000 > big.log
 package main
 
@@ -14,10 +14,15 @@ func main() {
 	lines := flag.Int("lines", 1000000, "approximate number of lines")
 	seed := flag.Uint64("seed", 42, "random seed")
 	incident := flag.Float64("incident-at", 0.7, "fraction of the log at which an open-relay burst starts (0: none)")
+	exim := flag.Bool("exim", false, "write an Exim main log instead of a Postfix log")
 	flag.Parse()
 	cfg := loggen.DefaultConfig(*lines)
 	cfg.Seed, cfg.IncidentAt = *seed, *incident
-	if err := loggen.Write(os.Stdout, cfg); err != nil {
+	write := loggen.Write
+	if *exim {
+		write = loggen.WriteExim
+	}
+	if err := write(os.Stdout, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "postfix-loggen:", err)
 		os.Exit(1)
 	}
