@@ -2,6 +2,7 @@ package exim
 
 import (
 	"flag"
+	"net/netip"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaywatch/relaywatch/detect"
 	"github.com/relaywatch/relaywatch/parsers"
 	"github.com/relaywatch/relaywatch/parsers/parsertest"
 )
@@ -279,6 +281,10 @@ func TestCorpus(t *testing.T) {
 					t.Fatal(err)
 				}
 				p := New(parsers.Options{Year: 2026, Location: time.UTC})
+				det, err := detect.New(detect.Config{})
+				if err != nil {
+					t.Fatal(err)
+				}
 				var golden strings.Builder
 				for i, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
 					n := i + 1
@@ -298,6 +304,9 @@ func TestCorpus(t *testing.T) {
 							}
 						}
 					}
+					for i := range evs {
+						det.Handle(&evs[i])
+					}
 					for _, e := range evs {
 						badFields += int(e.BadFields)
 						if e.BadFields == 0 && (strings.Contains(line, "S=sss") && e.Kind == parsers.KindAccept) {
@@ -309,6 +318,13 @@ func TestCorpus(t *testing.T) {
 						fmt.Fprintf(&golden, " | %s", parsertest.Summary(e))
 					}
 					golden.WriteByte('\n')
+				}
+				// The lines also go through detection: placeholders such as
+				// ip4.ip4.ip4.ip4 must never become the key of a finding.
+				for _, f := range det.Findings() {
+					if _, err := netip.ParseAddr(f.Key); err != nil && f.Rule != detect.RuleOutboundSpike {
+						t.Errorf("finding %s keyed by %q, not an address", f.Rule, f.Key)
+					}
 				}
 				if strings.HasPrefix(path, "testdata") {
 					parsertest.Golden(t, path+".golden", golden.String(), *update)
