@@ -2,8 +2,8 @@ package exim
 
 import (
 	"flag"
-	"net/netip"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
