@@ -23,16 +23,17 @@ const (
 	SubmissionTrusted                         // the client is in a trusted network
 	SubmissionKnown                           // the client is a known relaying client
 	SubmissionAnonymous                       // an unauthenticated client from outside: may not relay
+	SubmissionOrganization                    // Exchange: directionality Originating, sent by the organization's own users
 )
 
-var submissionNames = [...]string{"unknown", "local", "authenticated", "trusted", "known", "anonymous"}
+var submissionNames = [...]string{"unknown", "local", "authenticated", "trusted", "known", "anonymous", "organization"}
 
 // String returns the class name.
 func (s Submission) String() string { return submissionNames[s] }
 
 // MayRelay reports whether a message submitted this way may go to foreign domains.
 func (s Submission) MayRelay() bool {
-	return s == SubmissionLocal || s == SubmissionAuthenticated || s == SubmissionTrusted || s == SubmissionKnown
+	return s == SubmissionLocal || s == SubmissionAuthenticated || s == SubmissionTrusted || s == SubmissionKnown || s == SubmissionOrganization
 }
 
 // DeliveryClass says where a delivery went.
@@ -86,7 +87,7 @@ type Stats struct {
 	MessagesExpired   uint64 // dropped after MessageTTL without a removal line
 	FindingsDropped   uint64 // findings not recorded because MaxFindings was reached
 	SpikeKeysEvicted  uint64
-	Deliveries        [4][6]uint64 // by DeliveryClass and parsers.Status
+	Deliveries        [4][7]uint64 // by DeliveryClass and parsers.Status
 	RelayedByStranger uint64       // outbound deliveries of messages from clients that may not relay
 	UnknownOrigin     uint64       // deliveries of messages whose submission the log did not show
 }
@@ -223,6 +224,10 @@ func (d *Detector) Handle(e *parsers.Event) {
 		}
 		m.authUser = strings.Clone(e.AuthUser)
 		m.submission = d.classify(m.client, m.authUser)
+		if e.Direction == "Originating" && m.submission == SubmissionAnonymous {
+			// Exchange says the organization's own users sent it.
+			m.submission = SubmissionOrganization
+		}
 		m.setSender(e)
 		m.addEvidence(e.Line)
 	case parsers.KindPickup:

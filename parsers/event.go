@@ -70,6 +70,7 @@ const (
 	StatusBounced         // permanent failure; the sender gets a bounce
 	StatusExpired         // gave up after the queue lifetime
 	StatusOther           // a status word this version does not know
+	StatusAccepted        // the server accepted the recipient (protocol logs); the delivery is not in this log
 )
 
 var statusNames = [...]string{
@@ -79,6 +80,7 @@ var statusNames = [...]string{
 	StatusBounced:  "bounced",
 	StatusExpired:  "expired",
 	StatusOther:    "other",
+	StatusAccepted: "accepted",
 }
 
 // String returns the status's stable name ("" for none).
@@ -161,9 +163,12 @@ type Event struct {
 	// arrivals, Exchange message tracking). Chosen by the sender: never a
 	// metric label, always escaped in alerts.
 	Subject string `json:"subject,omitempty"`
-	Size    int64  `json:"size,omitempty"`
-	Nrcpt   int    `json:"nrcpt,omitempty"`
-	UID     string `json:"uid,omitempty"`
+	// Direction is Exchange's directionality: "Incoming" (from outside the
+	// organization) or "Originating" (submitted by its own users).
+	Direction string `json:"direction,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	Nrcpt     int    `json:"nrcpt,omitempty"`
+	UID       string `json:"uid,omitempty"`
 	// Detail holds kind-specific extra text: disconnect counters, the queue id
 	// of a notification, the original client of a re-injected message.
 	Detail string `json:"detail,omitempty"`

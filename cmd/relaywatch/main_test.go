@@ -42,18 +42,24 @@ func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
 var sampleArgs = []string{"--year", "2026", "--timezone", "UTC", "--trusted-networks", "127.0.0.1/32", "--progress", "never"}
 
 func TestSamplesGolden(t *testing.T) {
+	exchange := []string{"--local-domains", "contoso.com"}
 	for _, tc := range []struct {
-		format, name string
-		wantExit     int
+		format, name, file string
+		extra              []string
+		wantExit           int
 	}{
-		{"postfix", "normal", exitOK},
-		{"postfix", "incident", exitFindings},
-		{"exim", "normal", exitOK},
-		{"exim", "incident", exitFindings},
+		{"postfix", "normal", "normal.log", nil, exitOK},
+		{"postfix", "incident", "incident.log", nil, exitFindings},
+		{"exim", "normal", "normal.log", nil, exitOK},
+		{"exim", "incident", "incident.log", nil, exitFindings},
+		{"exchange", "msgtrk-normal", "MSGTRK2026112407-normal.LOG", exchange, exitOK},
+		{"exchange", "msgtrk-incident", "MSGTRK2026112407-incident.LOG", exchange, exitFindings},
+		{"exchange", "recv-normal", "RECV2026112407-normal.LOG", exchange, exitOK},
+		{"exchange", "recv-incident", "RECV2026112407-incident.LOG", exchange, exitFindings},
 	} {
 		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
-			log := filepath.Join("..", "..", "samples", tc.format, tc.name+".log")
-			args := append([]string{"analyze", "--output", "json"}, sampleArgs...)
+			log := filepath.Join("..", "..", "samples", tc.format, tc.file)
+			args := append(append([]string{"analyze", "--output", "json"}, sampleArgs...), tc.extra...)
 			code, out, errOut := runCmd(t, "", append(args, log)...)
 			if code != tc.wantExit {
 				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantExit, errOut)
@@ -138,7 +144,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"analyze"}, "no input files"},
 		{[]string{"analyze", "--output", "yaml", "x"}, `--output "yaml"`},
 		{[]string{"analyze", "--fail-on", "bad", "x"}, "unknown severity"},
-		{[]string{"analyze", "--format", "sendmail", "x"}, "known formats are exim, postfix"},
+		{[]string{"analyze", "--format", "sendmail", "x"}, "known formats are exchange-msgtrk, exchange-smtp, exim, postfix"},
 		{[]string{"analyze", "--trusted-networks", "10.0.0.0/99", "x"}, "trusted networks"},
 		{[]string{"analyze", "--no-such-flag", "x"}, "unknown flag: --no-such-flag"},
 		{[]string{"analyze", "--spike-factor", "0.5", "x"}, "spike factor"},

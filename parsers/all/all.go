@@ -4,6 +4,7 @@ package all
 
 import (
 	"github.com/relaywatch/relaywatch/parsers"
+	"github.com/relaywatch/relaywatch/parsers/exchange"
 	"github.com/relaywatch/relaywatch/parsers/exim"
 	"github.com/relaywatch/relaywatch/parsers/postfix"
 )
@@ -13,5 +14,7 @@ func Formats() *parsers.Registry {
 	return parsers.NewRegistry(
 		postfix.Format(),
 		exim.Format(),
+		exchange.MessageTracking(),
+		exchange.SMTPReceive(),
 	)
 }
