@@ -162,9 +162,9 @@ func (p *MessageTrackingParser) Parse(line string, dst []parsers.Event) ([]parse
 	case event == "DELIVER":
 		return p.deliveries(dst, base, f, n, parsers.StatusSent, true, "", "")
 	case event == "FAIL":
-		return p.deliveries(dst, base, f, n, parsers.StatusBounced, false, get(p.cols.serverHost), get(p.cols.serverIP))
+		return p.deliveries(dst, base, f, n, parsers.StatusBounced, false, "", "")
 	case event == "DEFER":
-		return p.deliveries(dst, base, f, n, parsers.StatusDeferred, false, get(p.cols.serverHost), get(p.cols.serverIP))
+		return p.deliveries(dst, base, f, n, parsers.StatusDeferred, false, "", "")
 	case event == "DSN":
 		e := base
 		e.Kind = parsers.KindNotification
@@ -230,6 +230,15 @@ func (p *MessageTrackingParser) deliveries(dst []parsers.Event, base parsers.Eve
 		e := base
 		e.Kind, e.Status, e.To, e.Mailbox, e.Relay, e.Reply = parsers.KindDelivery, status, r, mailbox, relay, st
 		e.Code = replyCode(st)
+		if status == parsers.StatusSent && perRecipient {
+			// A SEND names each recipient's reply: a refused one was not sent.
+			switch {
+			case e.Code >= 500:
+				e.Status = parsers.StatusBounced
+			case e.Code >= 400:
+				e.Status = parsers.StatusDeferred
+			}
+		}
 		dst = append(dst, e)
 	}
 	return dst, parsers.Parsed

@@ -72,7 +72,8 @@ func Summary(e parsers.Event) string {
 }
 
 // CorpusDirs returns the directories of real log lines for a format: the
-// in-repository testdata/corpus (permissively licensed lines only) and, when
+// in-repository testdata/corpus (or testdata/corpus/<format> when the
+// package reads several formats; permissively licensed lines only) and, when
 // it exists, the shared corpus's <format> directory, named by
 // RELAYWATCH_CORPUS (default ../../../shared/corpus, relative to a parser
 // package). Under CI=true a missing shared corpus fails the test unless
@@ -80,6 +81,9 @@ func Summary(e parsers.Event) string {
 func CorpusDirs(t testing.TB, format string) []string {
 	t.Helper()
 	dirs := []string{filepath.Join("testdata", "corpus")}
+	if sub := filepath.Join("testdata", "corpus", format); isDir(sub) {
+		dirs = []string{sub}
+	}
 	shared := os.Getenv("RELAYWATCH_CORPUS")
 	switch shared {
 	case "none":
@@ -97,6 +101,11 @@ func CorpusDirs(t testing.TB, format string) []string {
 		return dirs
 	}
 	return append(dirs, dir)
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // Golden compares got with the golden file at path, or rewrites the file

@@ -35,8 +35,35 @@ const Stdin = "-"
 // Expand stats the named inputs and orders them so that each rotated set
 // (mail.log, mail.log.1, mail.log.2.gz, or mail.log-20261120.gz) is read
 // oldest first, whatever order the names were given in. Sets keep the order
-// in which they first appear. A name that cannot be stat'ed is an error.
+// in which they first appear. A name with glob characters that is not a file
+// itself is expanded (Windows shells do not expand MSGTRK*.LOG); the matches
+// are taken in name order, which for Exchange's MSGTRKyyyymmddhh-N.LOG
+// names is time order. A name that cannot be stat'ed is an error.
 func Expand(names []string, now time.Time) ([]Input, error) {
+	var expanded []string
+	var globErrs []error
+	for _, name := range names {
+		if name != Stdin && strings.ContainsAny(name, "*?[") {
+			if _, err := os.Stat(name); err != nil {
+				matches, gerr := filepath.Glob(name)
+				switch {
+				case gerr != nil:
+					globErrs = append(globErrs, fmt.Errorf("input %s: %w", name, gerr))
+				case len(matches) == 0:
+					globErrs = append(globErrs, fmt.Errorf("input %s: no file matches", name))
+				}
+				sort.Strings(matches)
+				expanded = append(expanded, matches...)
+				continue
+			}
+		}
+		expanded = append(expanded, name)
+	}
+	inputs, err := expand(expanded, now)
+	return inputs, errors.Join(append(globErrs, err)...)
+}
+
+func expand(names []string, now time.Time) ([]Input, error) {
 	type item struct {
 		in    Input
 		group int

@@ -189,3 +189,24 @@ func TestBlockerReturnsReadErrorAfterLines(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+func TestExpandGlobs(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"MSGTRK2026112407-1.LOG", "MSGTRK2026112408-1.LOG", "MSGTRK2026112323-1.LOG", "RECV2026112407-1.LOG"} {
+		os.WriteFile(filepath.Join(dir, n), []byte("x\n"), 0o644)
+	}
+	inputs, err := Expand([]string{filepath.Join(dir, "MSGTRK*.LOG")}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, in := range inputs {
+		got = append(got, filepath.Base(in.Name))
+	}
+	if strings.Join(got, " ") != "MSGTRK2026112323-1.LOG MSGTRK2026112407-1.LOG MSGTRK2026112408-1.LOG" {
+		t.Errorf("glob: %v", got)
+	}
+	if _, err := Expand([]string{filepath.Join(dir, "NOPE*.LOG")}, time.Now()); err == nil || !strings.Contains(err.Error(), "no file matches") {
+		t.Errorf("empty glob: %v", err)
+	}
+}
