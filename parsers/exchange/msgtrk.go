@@ -209,6 +209,7 @@ func (p *MessageTrackingParser) deliveries(dst []parsers.Event, base parsers.Eve
 	}
 	count := strings.Count(rcpts, ";") + 1
 	perRecipient := strings.Count(states, ";")+1 == count
+	before := len(dst)
 	for i := 0; rcpts != ""; i++ {
 		var r string
 		if j := strings.IndexByte(rcpts, ';'); j >= 0 {
@@ -240,6 +241,9 @@ func (p *MessageTrackingParser) deliveries(dst []parsers.Event, base parsers.Eve
 			}
 		}
 		dst = append(dst, e)
+	}
+	if len(dst) == before {
+		return dst, parsers.Irrelevant // only empty recipients
 	}
 	return dst, parsers.Parsed
 }
