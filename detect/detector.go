@@ -77,6 +77,10 @@ type Config struct {
 	// LearnPeriod is the event time, from the baseline's first event,
 	// during which new relayers are learned without a warning. Default 24h.
 	LearnPeriod time.Duration
+	// OnFinding, if set, is called from Handle when a finding first reaches
+	// its threshold and again when it has grown: its count doubled, its
+	// severity rose, or a spike hit a new window. It gets a copy.
+	OnFinding func(Finding)
 }
 
 // Stats are the detector's counters.
@@ -498,6 +502,7 @@ func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 		if f.subject == "" {
 			f.subject = m.clientText
 		}
+		d.notify(f)
 	}
 	if localSender {
 		return
@@ -510,6 +515,7 @@ func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 		f.Recipients++
 		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
+		d.notify(f)
 	}
 }
 
@@ -540,6 +546,7 @@ func (d *Detector) newRelayer(e *parsers.Event, m *message) {
 		f.Recipients++
 		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
+		d.notify(f)
 	}
 }
 
@@ -590,6 +597,31 @@ func (d *Detector) OutboundByHour() []HourCount {
 	return out
 }
 
+// notify tells OnFinding about a finding that reached its threshold or grew.
+func (d *Detector) notify(f *Finding) {
+	if d.cfg.OnFinding == nil || !d.reportable(f) {
+		return
+	}
+	switch {
+	case f.notifiedCount == 0,
+		f.Count >= 2*f.notifiedCount,
+		f.Severity > f.notifiedSev,
+		!f.WindowStart.Equal(f.notifiedWindow):
+	default:
+		return
+	}
+	f.notifiedCount, f.notifiedSev, f.notifiedWindow = f.Count, f.Severity, f.WindowStart
+	c := *f
+	c.Evidence = append([]string(nil), f.Evidence...)
+	d.describe(&c)
+	d.cfg.OnFinding(c)
+}
+
+// reportable tells whether a finding reached its rule's threshold.
+func (d *Detector) reportable(f *Finding) bool {
+	return !((f.Rule == RuleForeignToForeign || f.Rule == RuleUnknownRelayingClient) && f.Severity == SeverityCritical && f.Count < d.cfg.MinRelayed)
+}
+
 // describe writes a finding's summary and next step. It runs when findings
 // are read, not on every event that updates them.
 func (d *Detector) describe(f *Finding) {
@@ -614,7 +646,7 @@ func (d *Detector) Findings() []Finding {
 	out := make([]Finding, 0, len(d.order))
 	for _, fk := range d.order {
 		f := d.findings[fk]
-		if (f.Rule == RuleForeignToForeign || f.Rule == RuleUnknownRelayingClient) && f.Severity == SeverityCritical && f.Count < d.cfg.MinRelayed {
+		if !d.reportable(f) {
 			continue
 		}
 		c := *f

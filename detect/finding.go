@@ -81,6 +81,11 @@ type Finding struct {
 
 	// subject names the client in the summary ("unknown[192.0.2.1]").
 	subject string
+	// What OnFinding was last told, so that it hears of growth, not of
+	// every event.
+	notifiedCount  int
+	notifiedSev    Severity
+	notifiedWindow time.Time
 }
 
 func (f *Finding) addEvidence(lines ...string) {

@@ -129,6 +129,7 @@ func (s *spikeRule) countKey(d *Detector, e *parsers.Event, m *message, k spikeK
 		f.Recipients++
 		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
+		d.notify(f)
 	}
 }
 

@@ -1,0 +1,190 @@
+package alert
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Alertmanager posts alerts to Alertmanager's v2 API (/api/v2/alerts).
+//
+// Labels never carry values from the logs (an attacker could mint a new
+// alert per sender): one Alertmanager alert stands for a rule on an
+// instance, labelled alertname, rule, severity and instance, and fires
+// while any key of the rule is open; the keys and the evidence go into the
+// annotations. While firing it is re-sent every refresh interval with
+// endsAt ahead, as Alertmanager expects from its clients; when its last key
+// resolves it is sent once more with endsAt now.
+type Alertmanager struct {
+	url      string
+	instance string
+	refresh  time.Duration
+	client   *http.Client
+	clock    Clock
+
+	mu    sync.Mutex
+	rules map[string]*amRule
+}
+
+type amRule struct {
+	open     map[string]Alert // key -> alert
+	startsAt time.Time
+	severity string
+}
+
+// maxKeysPerRule bounds the keys an Alertmanager alert remembers.
+const maxKeysPerRule = 1000
+
+// NewAlertmanager returns a sink for the Alertmanager at baseURL
+// (http://host:9093). instance names this relaywatch (the mail host).
+func NewAlertmanager(baseURL, instance string, refresh time.Duration, client *http.Client, clock Clock) *Alertmanager {
+	if refresh <= 0 {
+		refresh = time.Minute
+	}
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if clock == nil {
+		clock = RealClock
+	}
+	return &Alertmanager{url: strings.TrimRight(baseURL, "/") + "/api/v2/alerts", instance: instance, refresh: refresh, client: client, clock: clock, rules: map[string]*amRule{}}
+}
+
+// Name implements Sink.
+func (a *Alertmanager) Name() string { return "alertmanager" }
+
+// amAlert is Alertmanager's postable alert.
+type amAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+}
+
+// Send implements Sink.
+func (a *Alertmanager) Send(ctx context.Context, batch []Transition) error {
+	now := a.clock.Now()
+	a.mu.Lock()
+	rules := map[string]bool{}
+	for _, t := range batch {
+		r := a.rules[t.Alert.Rule]
+		if r == nil {
+			if t.Kind == Resolved {
+				continue
+			}
+			r = &amRule{open: map[string]Alert{}, startsAt: now}
+			a.rules[t.Alert.Rule] = r
+		}
+		if t.Kind == Resolved {
+			delete(r.open, t.Alert.Key)
+		} else if _, ok := r.open[t.Alert.Key]; ok || len(r.open) < maxKeysPerRule {
+			r.open[t.Alert.Key] = t.Alert
+		}
+		rules[t.Alert.Rule] = true
+	}
+	var out []amAlert
+	for rule := range rules {
+		out = append(out, a.render(rule, now))
+		if len(a.rules[rule].open) == 0 {
+			delete(a.rules, rule)
+		}
+	}
+	a.mu.Unlock()
+	return a.post(ctx, out)
+}
+
+// render builds the Alertmanager alert of a rule; the caller holds mu.
+func (a *Alertmanager) render(rule string, now time.Time) amAlert {
+	r := a.rules[rule]
+	keys := make([]string, 0, len(r.open))
+	var worst Alert
+	for k, al := range r.open {
+		keys = append(keys, k)
+		if worst.Rule == "" || al.Severity > worst.Severity || al.Severity == worst.Severity && al.Count > worst.Count {
+			worst = al
+		}
+	}
+	sort.Strings(keys)
+	endsAt := now.Add(4 * a.refresh)
+	sev := worst.Severity.String()
+	if len(keys) == 0 {
+		// Resolved: keep the labels it fired with, so it is the same alert.
+		endsAt = now
+		sev = r.severity
+	}
+	r.severity = sev
+	listed := keys
+	if len(listed) > MaxListed {
+		listed = append(append([]string(nil), keys[:MaxListed]...), "and "+strconv.Itoa(len(keys)-MaxListed)+" more")
+	}
+	desc := fmt.Sprintf("%d open: %s", len(keys), strings.Join(listed, ", "))
+	if len(keys) == 0 {
+		desc = "resolved: no new evidence"
+	}
+	ann := map[string]string{"summary": worst.Summary, "description": desc, "next_step": worst.NextStep}
+	if len(worst.Evidence) > 0 {
+		ann["evidence"] = strings.Join(worst.Evidence, "\n")
+	}
+	if worst.Summary == "" {
+		ann["summary"] = rule + " resolved on " + a.instance
+	}
+	return amAlert{
+		Labels:      map[string]string{"alertname": "RelaywatchFinding", "rule": rule, "severity": sev, "instance": a.instance},
+		Annotations: ann,
+		StartsAt:    r.startsAt,
+		EndsAt:      endsAt,
+	}
+}
+
+func (a *Alertmanager) post(ctx context.Context, alerts []amAlert) error {
+	if len(alerts) == 0 {
+		return nil
+	}
+	body, err := json.Marshal(alerts)
+	if err != nil {
+		return &PermanentError{Err: err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
+	if err != nil {
+		return &PermanentError{Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("alertmanager: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	switch {
+	case resp.StatusCode/100 == 2:
+		return nil
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return fmt.Errorf("alertmanager: %s: %s", resp.Status, bytes.TrimSpace(msg))
+	default:
+		return &PermanentError{Err: fmt.Errorf("alertmanager: %s: %s", resp.Status, bytes.TrimSpace(msg))}
+	}
+}
+
+// Refresh re-sends every firing alert every refresh interval until ctx is
+// done, so that Alertmanager keeps them active.
+func (a *Alertmanager) Refresh(ctx context.Context) {
+	for a.clock.Sleep(ctx, a.refresh) == nil {
+		now := a.clock.Now()
+		a.mu.Lock()
+		var out []amAlert
+		for rule := range a.rules {
+			out = append(out, a.render(rule, now))
+		}
+		a.mu.Unlock()
+		_ = a.post(ctx, out) // a failure is retried at the next refresh
+	}
+}

@@ -1,0 +1,338 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/slack-go/slack"
+
+	"github.com/relaywatch/relaywatch/detect"
+)
+
+// MaxListed is the number of alerts a grouped message lists by name; the
+// rest are counted ("and 37 more").
+const MaxListed = 10
+
+// maxEvidenceLines is the evidence shown per alert in Slack.
+const maxEvidenceLines = 5
+
+// ruleWords says what a rule means, in plain words.
+func ruleWords(a *Alert) string {
+	host := Escape(a.Host)
+	if host == "" {
+		host = "this mail server"
+	}
+	switch a.Rule {
+	case detect.RuleForeignToForeign:
+		return host + " is relaying mail for strangers"
+	case detect.RuleUnknownRelayingClient:
+		if a.Severity == detect.SeverityCritical {
+			return "a client that may not relay is relaying through " + host
+		}
+		return "a client relays through " + host + " for the first time"
+	case detect.RuleOutboundSpike:
+		return "outbound mail from " + host + " jumped"
+	}
+	return a.Rule + " on " + host
+}
+
+func severityIcon(s detect.Severity) string {
+	switch s {
+	case detect.SeverityCritical:
+		return ":rotating_light:"
+	case detect.SeverityWarning:
+		return ":warning:"
+	}
+	return ":information_source:"
+}
+
+// codeBlock puts log lines in a Slack code block: escaped, and with any
+// ``` in them broken up so that they cannot close the block.
+func codeBlock(lines []string) string {
+	if len(lines) > maxEvidenceLines {
+		lines = lines[:maxEvidenceLines]
+	}
+	var b strings.Builder
+	b.WriteString("```\n")
+	for _, l := range lines {
+		if len(l) > 400 {
+			l = l[:400] + "…"
+		}
+		b.WriteString(strings.ReplaceAll(Escape(l), "```", "`\u200b``"))
+		b.WriteByte('\n')
+	}
+	b.WriteString("```")
+	return b.String()
+}
+
+// blocks renders a batch as Block Kit blocks and a plain-text fallback.
+func blocks(batch []Transition) ([]slack.Block, string) {
+	first := &batch[0].Alert
+	kind := batch[0].Kind
+	title := fmt.Sprintf("%s %s: %s", severityIcon(first.Severity), strings.ToUpper(first.Severity.String()), ruleWords(first))
+	switch kind {
+	case Resolved:
+		title = ":white_check_mark: RESOLVED: " + ruleWords(first)
+	case Updated:
+		title += " (updated)"
+	}
+	var out []slack.Block
+	out = append(out, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(title, 150), true, false)))
+	if len(batch) > 1 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%d alerts of rule `%s`:*\n", len(batch), first.Rule)
+		for i, t := range batch {
+			if i == MaxListed {
+				fmt.Fprintf(&b, "…and %d more\n", len(batch)-MaxListed)
+				break
+			}
+			fmt.Fprintf(&b, "• `%s`: %d messages (%d deliveries)\n", Escape(t.Alert.Key), t.Alert.Count, t.Alert.Recipients)
+		}
+		out = append(out, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, b.String(), false, false), nil, nil))
+	}
+	a := first
+	fields := []*slack.TextBlockObject{
+		slack.NewTextBlockObject(slack.MarkdownType, "*Rule*\n`"+a.Rule+"`", false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Severity*\n"+a.Severity.String(), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Host*\n"+Escape(orDash(a.Host)), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Key*\n`"+Escape(a.Key)+"`", false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("*Count*\n%d messages, %d deliveries", a.Count, a.Recipients), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Window*\n"+window(a), false, false),
+	}
+	out = append(out, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, Escape(a.Summary), false, false), fields, nil))
+	if len(a.Evidence) > 0 {
+		out = append(out, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*Evidence*\n"+codeBlock(a.Evidence), false, false), nil, nil))
+	}
+	if kind != Resolved && a.NextStep != "" {
+		out = append(out, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, "*Next step:* "+Escape(a.NextStep), false, false)))
+	}
+	fallback := title + ": " + Escape(a.Key)
+	if len(batch) > 1 {
+		fallback = fmt.Sprintf("%s: %d keys", title, len(batch))
+	}
+	return out, fallback
+}
+
+func window(a *Alert) string {
+	start, end := a.FirstSeen, a.LastSeen
+	if !a.WindowStart.IsZero() {
+		start, end = a.WindowStart, a.WindowEnd
+	}
+	if start.IsZero() {
+		return "-"
+	}
+	return start.UTC().Format("2006-01-02 15:04") + " – " + end.UTC().Format("15:04") + " UTC"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// classify turns a slack-go error into a retry decision.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		return &RetryAfterError{After: rl.RetryAfter, Err: err}
+	}
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) {
+		if sc.Code >= 500 || sc.Code == http.StatusTooManyRequests || sc.Code == http.StatusRequestTimeout {
+			return err
+		}
+		return &PermanentError{Err: err}
+	}
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) {
+		switch se.Err {
+		case "ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout":
+			return err
+		}
+		return &PermanentError{Err: err}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return err
+}
+
+// redact keeps secrets (webhook URLs, tokens) out of error text.
+func redact(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// SlackWebhook posts to a Slack incoming webhook.
+type SlackWebhook struct {
+	url    string
+	client *http.Client
+}
+
+// NewSlackWebhook returns a webhook sink. The URL is a secret: it never
+// appears in errors or logs.
+func NewSlackWebhook(url string, client *http.Client) *SlackWebhook {
+	if client == nil {
+		client = &http.Client{}
+	}
+	return &SlackWebhook{url: url, client: client}
+}
+
+// Name implements Sink.
+func (s *SlackWebhook) Name() string { return "slack-webhook" }
+
+// Send implements Sink.
+func (s *SlackWebhook) Send(ctx context.Context, batch []Transition) error {
+	b, fallback := blocks(batch)
+	msg := &slack.WebhookMessage{Text: fallback, Blocks: &slack.Blocks{BlockSet: b}}
+	err := slack.PostWebhookCustomHTTPContext(ctx, s.url, s.client, msg)
+	return redact(classify(err), s.url)
+}
+
+// SlackBot posts with a bot token to a channel: an alert is posted once,
+// then updated in place (chat.update), and its updates and resolution are
+// replied in its thread.
+type SlackBot struct {
+	api     *slack.Client
+	token   string
+	channel string
+
+	mu    sync.Mutex
+	posts map[string]*botPost // alert ID -> the message that shows it
+	order []string            // alert IDs in posting order, to bound posts
+}
+
+// botPost is one posted message and the alerts it shows.
+type botPost struct {
+	ts     string
+	alerts []Alert // current state of each alert shown, in order
+}
+
+// maxTracked bounds the messages a bot sink remembers for updates.
+const maxTracked = 5000
+
+// NewSlackBot returns a bot sink. apiURL overrides Slack's API URL (tests);
+// "" means the real one. The token is a secret.
+func NewSlackBot(token, channel, apiURL string, client *http.Client) *SlackBot {
+	opts := []slack.Option{}
+	if apiURL != "" {
+		opts = append(opts, slack.OptionAPIURL(apiURL))
+	}
+	if client != nil {
+		opts = append(opts, slack.OptionHTTPClient(client))
+	}
+	return &SlackBot{api: slack.New(token, opts...), token: token, channel: channel, posts: map[string]*botPost{}}
+}
+
+// Name implements Sink.
+func (s *SlackBot) Name() string { return "slack-bot" }
+
+// Send implements Sink.
+func (s *SlackBot) Send(ctx context.Context, batch []Transition) error {
+	err := s.send(ctx, batch)
+	return redact(classify(err), s.token)
+}
+
+func (s *SlackBot) send(ctx context.Context, batch []Transition) error {
+	first := batch[0]
+	s.mu.Lock()
+	post, known := s.posts[first.Alert.ID()]
+	s.mu.Unlock()
+	if first.Kind == Fired || !known {
+		b, fallback := blocks(batch)
+		_, ts, err := s.api.PostMessageContext(ctx, s.channel, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false))
+		if err != nil {
+			return err
+		}
+		p := &botPost{ts: ts}
+		for _, t := range batch {
+			p.alerts = append(p.alerts, t.Alert)
+		}
+		s.remember(p)
+		return nil
+	}
+	// An update or resolution: refresh the original message in place and
+	// say what changed in its thread.
+	s.mu.Lock()
+	for i := range post.alerts {
+		if post.alerts[i].ID() == first.Alert.ID() {
+			post.alerts[i] = first.Alert
+		}
+	}
+	view := make([]Transition, len(post.alerts))
+	allResolved := true
+	for i, a := range post.alerts {
+		view[i] = Transition{Kind: Fired, Alert: a}
+		if a.ResolvedAt.IsZero() {
+			allResolved = false
+		}
+	}
+	ts := post.ts
+	s.mu.Unlock()
+	if allResolved {
+		view[0].Kind = Resolved
+	}
+	b, fallback := blocks(view)
+	if _, _, _, err := s.api.UpdateMessageContext(ctx, s.channel, ts, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false)); err != nil {
+		return err
+	}
+	reply := fmt.Sprintf("%s `%s`: now %d messages, %d deliveries (last seen %s UTC)", first.Kind, Escape(first.Alert.Key),
+		first.Alert.Count, first.Alert.Recipients, first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
+	if first.Kind == Resolved {
+		reply = fmt.Sprintf("resolved `%s`: no new evidence since %s UTC", Escape(first.Alert.Key), first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
+	}
+	_, _, err := s.api.PostMessageContext(ctx, s.channel, slack.MsgOptionTS(ts), slack.MsgOptionText(reply, false))
+	return err
+}
+
+func (s *SlackBot) remember(p *botPost) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range p.alerts {
+		id := a.ID()
+		if _, ok := s.posts[id]; !ok {
+			s.order = append(s.order, id)
+		}
+		s.posts[id] = p
+	}
+	for len(s.order) > maxTracked {
+		delete(s.posts, s.order[0])
+		s.order = s.order[1:]
+	}
+}
