@@ -78,14 +78,14 @@ func TestRestoreDoesNotAnnounceAgain(t *testing.T) {
 
 func TestEscapeHostileStrings(t *testing.T) {
 	tests := map[string]string{
-		"<!channel>":                    "&lt;!channel&gt;",
-		"<!here|here>":                  "&lt;!here|here&gt;",
-		"<@U123>":                       "&lt;@U123&gt;",
-		"<https://evil.example|click>":  "&lt;https://evil.example|click&gt;",
-		"a & b":                         "a &amp; b",
-		"&lt; already":                  "&amp;lt; already",
-		"plain.example.org":             "plain.example.org",
-		"<<!channel>@evil.example>":     "&lt;&lt;!channel&gt;@evil.example&gt;",
+		"<!channel>":                   "&lt;!channel&gt;",
+		"<!here|here>":                 "&lt;!here|here&gt;",
+		"<@U123>":                      "&lt;@U123&gt;",
+		"<https://evil.example|click>": "&lt;https://evil.example|click&gt;",
+		"a & b":                        "a &amp; b",
+		"&lt; already":                 "&amp;lt; already",
+		"plain.example.org":            "plain.example.org",
+		"<<!channel>@evil.example>":    "&lt;&lt;!channel&gt;@evil.example&gt;",
 	}
 	for in, want := range tests {
 		if got := Escape(in); got != want {
