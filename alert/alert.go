@@ -32,6 +32,8 @@ const (
 	Fired    Kind = "fired"
 	Updated  Kind = "updated"
 	Resolved Kind = "resolved"
+	// Summary is a batch run's report: one message listing its alerts.
+	Summary Kind = "summary"
 )
 
 // Alert is one alert: a finding over time.
@@ -61,7 +63,12 @@ func (a *Alert) ID() string { return a.Rule + " " + a.Key }
 type Transition struct {
 	Kind  Kind  `json:"transition"`
 	Alert Alert `json:"alert"`
+
+	rest []Transition // the other members of a batch queued as one (EnqueueBatch)
 }
+
+// FromFinding makes an alert of a finding.
+func FromFinding(f detect.Finding) Alert { return fromFinding(f) }
 
 func fromFinding(f detect.Finding) Alert {
 	return Alert{

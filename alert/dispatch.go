@@ -147,6 +147,17 @@ func (d *Dispatcher) Enqueue(t Transition) {
 	}
 }
 
+// EnqueueBatch queues transitions to be sent together as one batch (a
+// batch run's summary). Like Enqueue it never blocks.
+func (d *Dispatcher) EnqueueBatch(batch []Transition) {
+	if len(batch) == 0 {
+		return
+	}
+	t := batch[0]
+	t.rest = append([]Transition(nil), batch[1:]...)
+	d.Enqueue(t)
+}
+
 // Stats returns the counters.
 func (d *Dispatcher) Stats() Stats {
 	return Stats{Sent: d.sent.Load(), Failed: d.failed.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Queued: len(d.queue)}
@@ -187,6 +198,11 @@ func (d *Dispatcher) Run(ctx context.Context) {
 
 // group adds to first the queued Fired transitions of the same rule.
 func (d *Dispatcher) group(first Transition) []Transition {
+	if first.rest != nil {
+		rest := first.rest
+		first.rest = nil
+		return append([]Transition{first}, rest...)
+	}
 	batch := []Transition{first}
 	if first.Kind != Fired {
 		return batch

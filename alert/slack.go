@@ -72,6 +72,9 @@ func codeBlock(lines []string) string {
 
 // blocks renders a batch as Block Kit blocks and a plain-text fallback.
 func blocks(batch []Transition) ([]slack.Block, string) {
+	if batch[0].Kind == Summary {
+		return summaryBlocks(batch)
+	}
 	first := &batch[0].Alert
 	kind := batch[0].Kind
 	title := fmt.Sprintf("%s %s: %s", severityIcon(first.Severity), strings.ToUpper(first.Severity.String()), ruleWords(first))
@@ -116,6 +119,40 @@ func blocks(batch []Transition) ([]slack.Block, string) {
 		fallback = fmt.Sprintf("%s: %d keys", title, len(batch))
 	}
 	return out, fallback
+}
+
+// summaryBlocks renders a batch run's alerts, worst first, as one message.
+func summaryBlocks(batch []Transition) ([]slack.Block, string) {
+	crit, warn := 0, 0
+	for _, t := range batch {
+		switch t.Alert.Severity {
+		case detect.SeverityCritical:
+			crit++
+		case detect.SeverityWarning:
+			warn++
+		}
+	}
+	worst := &batch[0].Alert
+	title := fmt.Sprintf("%s relaywatch: %d findings (%d critical, %d warning)", severityIcon(worst.Severity), len(batch), crit, warn)
+	var b strings.Builder
+	for i, t := range batch {
+		if i == MaxListed {
+			fmt.Fprintf(&b, "…and %d more\n", len(batch)-MaxListed)
+			break
+		}
+		fmt.Fprintf(&b, "• *%s* `%s` `%s`: %s\n", strings.ToUpper(t.Alert.Severity.String()), t.Alert.Rule, Escape(t.Alert.Key), Escape(t.Alert.Summary))
+	}
+	out := []slack.Block{
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(title, 150), true, false)),
+		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate(b.String(), 2900), false, false), nil, nil),
+	}
+	if len(worst.Evidence) > 0 {
+		out = append(out, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*Evidence of the worst*\n"+codeBlock(worst.Evidence), false, false), nil, nil))
+	}
+	if worst.NextStep != "" {
+		out = append(out, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, "*Next step:* "+Escape(worst.NextStep), false, false)))
+	}
+	return out, title
 }
 
 func window(a *Alert) string {
@@ -274,6 +311,11 @@ func (s *SlackBot) send(ctx context.Context, batch []Transition) error {
 	s.mu.Lock()
 	post, known := s.posts[first.Alert.ID()]
 	s.mu.Unlock()
+	if first.Kind == Summary {
+		b, fallback := blocks(batch)
+		_, _, err := s.api.PostMessageContext(ctx, s.channel, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false))
+		return err
+	}
 	if first.Kind == Fired || !known {
 		b, fallback := blocks(batch)
 		_, ts, err := s.api.PostMessageContext(ctx, s.channel, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -17,6 +18,7 @@ import (
 type analyzeOptions struct {
 	input  inputOptions
 	policy policyOptions
+	alerts alertOptions
 	Output string
 	FailOn string
 	// Progress is auto (on a terminal), always or never.
@@ -57,8 +59,9 @@ func (o *policyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MessageTTL, "message-ttl", 120*time.Hour, "event time after which a message without a removal line is forgotten")
 }
 
-// detector builds the detector and the baseline from the options.
-func (o *policyOptions) detector() (*detect.Detector, *detect.Baseline, error) {
+// detector builds the detector and the baseline from the options;
+// onFinding (may be nil) hears of findings as they appear and grow.
+func (o *policyOptions) detector(onFinding func(detect.Finding)) (*detect.Detector, *detect.Baseline, error) {
 	var baseline *detect.Baseline
 	localDomains := o.LocalDomains
 	if o.Baseline != "" {
@@ -89,6 +92,7 @@ func (o *policyOptions) detector() (*detect.Detector, *detect.Baseline, error) {
 		WarnNewRelayers: o.WarnNewRelayers,
 		Baseline:        baseline,
 		LearnPeriod:     o.LearnPeriod,
+		OnFinding:       onFinding,
 		Spike: detect.SpikeConfig{
 			Window: o.SpikeWindow, Factor: o.SpikeFactor, Min: o.SpikeMin, Alpha: o.SpikeAlpha,
 		},
@@ -103,6 +107,7 @@ func (o *policyOptions) detector() (*detect.Detector, *detect.Baseline, error) {
 func (o *analyzeOptions) AddFlags(fs *pflag.FlagSet) {
 	o.input.AddFlags(fs)
 	o.policy.AddFlags(fs)
+	o.alerts.AddFlags(fs)
 	fs.StringVarP(&o.Output, "output", "o", "text", "report format: text or json")
 	fs.StringVar(&o.FailOn, "fail-on", "critical", "exit 1 when a finding has this severity or worse: info, warning, critical")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (when stderr is a terminal), always, never")
@@ -143,7 +148,13 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	if err != nil {
 		return err
 	}
-	det, baseline, err := o.policy.detector()
+	alerts, err := o.alerts.start(ctx, e, true)
+	if err != nil {
+		return err
+	}
+	stopAlerts := sync.OnceFunc(func() { alerts.stop(e) })
+	defer stopAlerts()
+	det, baseline, err := o.policy.detector(alerts.observe)
 	if err != nil {
 		return err
 	}
@@ -163,6 +174,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 			det.Handle(ev)
 			rep.observe(ev)
 		}
+		alerts.manager.Advance(det.Now())
 		return nil
 	})
 	if readErr != nil && !errors.Is(readErr, errInput) {
@@ -170,6 +182,9 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	}
 	rep.elapsed = time.Since(start)
 	rep.fill(results, totals.Totals(), det)
+	alerts.manager.Advance(det.Now())
+	alerts.sendSummary(rep.findings)
+	stopAlerts() // before the report, which may share stdout with --alerts-log -
 
 	if baseline != nil {
 		baseline.MergeLocalDomains(det.Policy().LearnedLocalDomains())

@@ -6,12 +6,16 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/relaywatch/relaywatch/samples/loggen"
@@ -448,4 +452,64 @@ func TestEximstatsRelayedAreFound(t *testing.T) {
 		t.Error("no relayed message from an anonymous host in eximstats' list")
 	}
 	t.Logf("%d relayed entries in eximstats, %d from anonymous hosts: all found (%v)", len(list), checked, perIP)
+}
+
+func TestAnalyzeSendsOneSlackSummaryAndLogsTransitions(t *testing.T) {
+	var mu sync.Mutex
+	var posts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		posts = append(posts, string(b))
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	logPath := filepath.Join(t.TempDir(), "alerts.jsonl")
+	var out, errOut bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
+		if k == envSlackWebhook {
+			return srv.URL + "/services/T/B/secret"
+		}
+		return ""
+	}}
+	args := append(append([]string{"analyze", "--alerts-log", logPath, "--resolve-after", "1m", "--instance", "mail"}, sampleArgs...), filepath.Join("..", "..", "samples", "postfix", "incident.log"))
+	if code := run(context.Background(), e, args); code != exitFindings {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(posts) != 1 {
+		t.Fatalf("%d Slack posts, want one summary", len(posts))
+	}
+	for _, want := range []string{"6 findings (4 critical, 2 warning)", "127.0.0.66", "127.0.0.77", "Next step"} {
+		if !strings.Contains(posts[0], want) {
+			t.Errorf("summary lacks %q: %.400s", want, posts[0])
+		}
+	}
+	if strings.Contains(errOut.String()+out.String(), "secret") {
+		t.Error("the webhook URL was printed")
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var tr struct {
+			Transition string `json:"transition"`
+			Alert      struct {
+				Rule, Key string
+			} `json:"alert"`
+		}
+		if err := json.Unmarshal([]byte(l), &tr); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		counts[tr.Transition]++
+	}
+	// Six alerts fire, and all resolve: the log goes on for minutes after
+	// the burst, longer than --resolve-after.
+	if counts["fired"] != 6 || counts["resolved"] != 6 {
+		t.Errorf("transitions %v, want 6 fired and 6 resolved", counts)
+	}
 }

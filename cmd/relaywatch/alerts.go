@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/relaywatch/relaywatch/alert"
+	"github.com/relaywatch/relaywatch/detect"
+)
+
+// Environment variables that carry secrets, so that they stay out of
+// process listings and config files.
+const (
+	envSlackWebhook = "RELAYWATCH_SLACK_WEBHOOK"
+	envSlackToken   = "RELAYWATCH_SLACK_TOKEN"
+)
+
+// alertOptions are the flags that say where alerts go.
+type alertOptions struct {
+	SlackWebhook   string
+	SlackToken     string
+	SlackChannel   string
+	SlackAPIURL    string
+	Alertmanagers  []string
+	AMRefresh      time.Duration
+	AlertsLog      string
+	ResolveAfter   time.Duration
+	Instance       string
+	DrainTimeout   time.Duration
+	slackMinPeriod time.Duration // tests lower it
+}
+
+// AddFlags registers the alert flags.
+func (o *alertOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.SlackWebhook, "slack-webhook", "", "Slack incoming webhook URL (better: $"+envSlackWebhook+")")
+	fs.StringVar(&o.SlackToken, "slack-token", "", "Slack bot token, with --slack-channel (better: $"+envSlackToken+")")
+	fs.StringVar(&o.SlackChannel, "slack-channel", "", "Slack channel for the bot token, e.g. #mail-alerts or C0123456")
+	fs.StringVar(&o.SlackAPIURL, "slack-api-url", "", "Slack Web API base URL (default Slack's; for tests and proxies)")
+	fs.StringArrayVar(&o.Alertmanagers, "alertmanager", nil, "Alertmanager base URL, e.g. http://127.0.0.1:9093 (repeatable)")
+	fs.DurationVar(&o.AMRefresh, "alertmanager-refresh", time.Minute, "how often firing alerts are re-sent to Alertmanager")
+	fs.StringVar(&o.AlertsLog, "alerts-log", "", "write every alert transition as a JSON line to FILE (- for stdout)")
+	fs.DurationVar(&o.ResolveAfter, "resolve-after", alert.DefaultResolveAfter, "event time without new evidence after which an alert resolves")
+	fs.StringVar(&o.Instance, "instance", "", "name of this mail host in alerts (default: the host name)")
+	fs.DurationVar(&o.DrainTimeout, "alert-drain-timeout", 30*time.Second, "at exit, how long to wait for queued alerts to be sent")
+}
+
+// alerting is the running alert machinery: the lifecycle manager and a
+// dispatcher per sink.
+type alerting struct {
+	manager     *alert.Manager
+	dispatchers alert.Fanout // get every transition
+	summary     alert.Fanout // batch mode: Slack gets one summary at the end
+	am          []*alert.Alertmanager
+	closers     []io.Closer
+	senders     sync.WaitGroup // dispatcher goroutines
+	refreshers  sync.WaitGroup // Alertmanager refresh loops
+	cancel      context.CancelFunc
+	drain       time.Duration
+}
+
+// secrets returns the webhook and token from flags or the environment.
+func (o *alertOptions) secrets(e *env) (webhook, token string) {
+	webhook, token = o.SlackWebhook, o.SlackToken
+	if webhook == "" && e.getenv != nil {
+		webhook = e.getenv(envSlackWebhook)
+	}
+	if token == "" && e.getenv != nil {
+		token = e.getenv(envSlackToken)
+	}
+	return webhook, token
+}
+
+// start builds the sinks and starts their dispatchers. With no sink
+// configured it returns an alerting that only keeps the lifecycle. In batch
+// mode Slack gets one summary per run (sendSummary) instead of every
+// transition.
+func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting, error) {
+	webhook, token := o.secrets(e)
+	if token != "" && o.SlackChannel == "" {
+		return nil, fmt.Errorf("%w: a Slack bot token needs --slack-channel", errUsage)
+	}
+	if o.SlackChannel != "" && token == "" {
+		return nil, fmt.Errorf("%w: --slack-channel needs a bot token (--slack-token or $%s)", errUsage, envSlackToken)
+	}
+	if o.ResolveAfter <= 0 {
+		return nil, fmt.Errorf("%w: --resolve-after must be positive", errUsage)
+	}
+	instance := o.Instance
+	if instance == "" {
+		instance, _ = os.Hostname()
+	}
+	a := &alerting{drain: o.DrainTimeout}
+	cfg := alert.DispatchConfig{MinInterval: o.slackMinPeriod}
+	var sinks, slackSinks []alert.Sink
+	client := &http.Client{Timeout: 15 * time.Second}
+	if webhook != "" {
+		slackSinks = append(slackSinks, alert.NewSlackWebhook(webhook, client))
+	}
+	if token != "" {
+		slackSinks = append(slackSinks, alert.NewSlackBot(token, o.SlackChannel, o.SlackAPIURL, client))
+	}
+	if !batch {
+		sinks = append(sinks, slackSinks...)
+	}
+	for _, u := range o.Alertmanagers {
+		am := alert.NewAlertmanager(u, instance, o.AMRefresh, client, nil)
+		a.am = append(a.am, am)
+		sinks = append(sinks, am)
+	}
+	if o.AlertsLog != "" {
+		w := e.stdout
+		if o.AlertsLog != "-" {
+			f, err := os.OpenFile(o.AlertsLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+			if err != nil {
+				return nil, fmt.Errorf("%w: --alerts-log: %w", errUsage, err)
+			}
+			a.closers = append(a.closers, f)
+			w = f
+		}
+		sinks = append(sinks, alert.NewJSONLog(w))
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	a.cancel = cancel
+	startSink := func(s alert.Sink) *alert.Dispatcher {
+		c := cfg
+		if _, ok := s.(*alert.JSONLog); ok {
+			c.MinInterval = -1 // a file takes every transition at once
+		}
+		d := alert.NewDispatcher(s, c)
+		a.senders.Add(1)
+		go func() { defer a.senders.Done(); d.Run(runCtx) }()
+		return d
+	}
+	for _, s := range sinks {
+		a.dispatchers = append(a.dispatchers, startSink(s))
+	}
+	if batch {
+		for _, s := range slackSinks {
+			a.summary = append(a.summary, startSink(s))
+		}
+	}
+	for _, am := range a.am {
+		a.refreshers.Add(1)
+		go func() { defer a.refreshers.Done(); am.Refresh(runCtx) }()
+	}
+	a.manager = alert.NewManager(o.ResolveAfter, a.dispatchers.Emit)
+	return a, nil
+}
+
+// sendSummary queues one summary of a batch run's findings (at or above
+// warning, worst first) for the Slack sinks.
+func (a *alerting) sendSummary(findings []detect.Finding) {
+	var batch []alert.Transition
+	for _, f := range findings {
+		if f.Severity >= detect.SeverityWarning {
+			batch = append(batch, alert.Transition{Kind: alert.Summary, Alert: alert.FromFinding(f)})
+		}
+	}
+	if len(batch) == 0 || len(a.summary) == 0 {
+		return
+	}
+	for _, d := range a.summary {
+		d.EnqueueBatch(batch)
+	}
+}
+
+// observe feeds a finding to the lifecycle (detect.Config.OnFinding).
+func (a *alerting) observe(f detect.Finding) { a.manager.Observe(f) }
+
+// stop lets the dispatchers send what is queued, for at most the drain
+// timeout, and reports what could not be sent.
+func (a *alerting) stop(e *env) {
+	all := append(append(alert.Fanout(nil), a.dispatchers...), a.summary...)
+	for _, d := range all {
+		d.Close()
+	}
+	done := make(chan struct{})
+	go func() { a.senders.Wait(); close(done) }()
+	timer := time.NewTimer(a.drain)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+	}
+	a.cancel() // what is still queued is counted as dropped
+	a.senders.Wait()
+	a.refreshers.Wait()
+	for _, d := range all {
+		if st := d.Stats(); st.Dropped > 0 || st.Failed > 0 {
+			fmt.Fprintf(e.stderr, "relaywatch: alerts to %s: %d sent, %d failed, %d dropped\n", d.Name(), st.Sent, st.Failed, st.Dropped)
+		}
+	}
+	for _, c := range a.closers {
+		c.Close()
+	}
+}
