@@ -51,6 +51,15 @@ func (o *alertOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.DrainTimeout, "alert-drain-timeout", 30*time.Second, "at exit, how long to wait for queued alerts to be sent")
 }
 
+// instance names this mail host: --instance, else the host name.
+func (o *alertOptions) instance() string {
+	if o.Instance != "" {
+		return o.Instance
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
 // alerting is the running alert machinery: the lifecycle manager and a
 // dispatcher per sink.
 type alerting struct {
@@ -63,6 +72,7 @@ type alerting struct {
 	refreshers  sync.WaitGroup // Alertmanager refresh loops
 	cancel      context.CancelFunc
 	drain       time.Duration
+	fired       map[[2]string]uint64 // by rule and severity, for metrics
 }
 
 // secrets returns the webhook and token from flags or the environment.
@@ -92,10 +102,7 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	if o.ResolveAfter <= 0 {
 		return nil, fmt.Errorf("%w: --resolve-after must be positive", errUsage)
 	}
-	instance := o.Instance
-	if instance == "" {
-		instance, _ = os.Hostname()
-	}
+	instance := o.instance()
 	a := &alerting{drain: o.DrainTimeout}
 	cfg := alert.DispatchConfig{MinInterval: o.slackMinPeriod}
 	var sinks, slackSinks []alert.Sink
@@ -150,7 +157,13 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 		a.refreshers.Add(1)
 		go func() { defer a.refreshers.Done(); am.Refresh(runCtx) }()
 	}
-	a.manager = alert.NewManager(o.ResolveAfter, a.dispatchers.Emit)
+	a.fired = map[[2]string]uint64{}
+	a.manager = alert.NewManager(o.ResolveAfter, func(t alert.Transition) {
+		if t.Kind == alert.Fired {
+			a.fired[[2]string{t.Alert.Rule, t.Alert.Severity.String()}]++
+		}
+		a.dispatchers.Emit(t)
+	})
 	return a, nil
 }
 

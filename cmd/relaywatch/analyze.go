@@ -16,11 +16,12 @@ import (
 
 // analyzeOptions are the flags of `relaywatch analyze`.
 type analyzeOptions struct {
-	input  inputOptions
-	policy policyOptions
-	alerts alertOptions
-	Output string
-	FailOn string
+	input   inputOptions
+	policy  policyOptions
+	alerts  alertOptions
+	metrics metricsOptions
+	Output  string
+	FailOn  string
 	// Progress is auto (on a terminal), always or never.
 	Progress string
 }
@@ -108,6 +109,7 @@ func (o *analyzeOptions) AddFlags(fs *pflag.FlagSet) {
 	o.input.AddFlags(fs)
 	o.policy.AddFlags(fs)
 	o.alerts.AddFlags(fs)
+	o.metrics.AddFlags(fs)
 	fs.StringVarP(&o.Output, "output", "o", "text", "report format: text or json")
 	fs.StringVar(&o.FailOn, "fail-on", "critical", "exit 1 when a finding has this severity or worse: info, warning, critical")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (when stderr is a terminal), always, never")
@@ -185,6 +187,14 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	alerts.manager.Advance(det.Now())
 	alerts.sendSummary(rep.findings)
 	stopAlerts() // before the report, which may share stdout with --alerts-log -
+	m := rep.metrics(det, alerts)
+	m.instanceID = o.alerts.instance()
+	if err := o.metrics.export(ctx, m); err != nil {
+		fmt.Fprintf(e.stderr, "relaywatch analyze: %v\n", err)
+		if readErr == nil {
+			readErr = fmt.Errorf("%w: %w", errInput, err)
+		}
+	}
 
 	if baseline != nil {
 		baseline.MergeLocalDomains(det.Policy().LearnedLocalDomains())

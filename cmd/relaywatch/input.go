@@ -79,6 +79,7 @@ type inputResult struct {
 	Name   string             `json:"name"`
 	Format string             `json:"format,omitempty"`
 	Lines  parsers.LineCounts `json:"-"`
+	Kinds  [kindCount]uint64  `json:"-"` // events by kind
 	Error  string             `json:"error,omitempty"`
 }
 
@@ -161,6 +162,11 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 		}
 		f, err := stream.Run(ctx, rd, cfg, func(b *stream.Batch) error {
 			res.Lines.Merge(&b.Counts)
+			for i := range b.Events {
+				if k := b.Events[i].Kind; int(k) < kindCount {
+					res.Kinds[k]++
+				}
+			}
 			prog.lines.Add(b.Counts.Total())
 			return handle(b)
 		})

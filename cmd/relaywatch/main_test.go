@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/relaywatch/relaywatch/samples/loggen"
 )
@@ -511,5 +516,111 @@ func TestAnalyzeSendsOneSlackSummaryAndLogsTransitions(t *testing.T) {
 	// the burst, longer than --resolve-after.
 	if counts["fired"] != 6 || counts["resolved"] != 6 {
 		t.Errorf("transitions %v, want 6 fired and 6 resolved", counts)
+	}
+}
+
+// seriesOf parses a textfile with Prometheus' own text parser and returns
+// the relaywatch series ("name{labels}").
+func seriesOf(t *testing.T, path string) map[string]float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatalf("textfile does not parse: %v", err)
+	}
+	out := map[string]float64{}
+	for name, fam := range families {
+		if !strings.HasPrefix(name, "relaywatch_") {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			out[name+"{"+strings.Join(labels, ",")+"}"] = v
+		}
+	}
+	return out
+}
+
+// relayLog writes a Postfix log in which n distinct outside addresses each
+// relay one message, with attacker-chosen HELO names and senders.
+func relayLog(t *testing.T, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		ts := time.Date(2026, 11, 24, 10, 0, i%60, 0, time.UTC).Add(time.Duration(i/60) * time.Minute).Format(time.Stamp)
+		qid := fmt.Sprintf("%010X", i+1)
+		ip := fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)
+		fmt.Fprintf(&b, "%s mx1 postfix/smtpd[1]: %s: client=evil-%d.example[%s]\n", ts, qid, i, ip)
+		fmt.Fprintf(&b, "%s mx1 postfix/qmgr[2]: %s: from=<x%d@<!channel>-%d.example>, size=100, nrcpt=1 (queue active)\n", ts, qid, i, i)
+		fmt.Fprintf(&b, "%s mx1 postfix/smtp[3]: %s: to=<v%d@victim-%d.test>, relay=mx[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\n", ts, qid, i, i)
+		fmt.Fprintf(&b, "%s mx1 postfix/qmgr[2]: %s: removed\n", ts, qid)
+	}
+	path := filepath.Join(t.TempDir(), "relay.log")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestMetricsTextfileHasNoAttackerSeries(t *testing.T) {
+	counts := map[int]int{}
+	var big map[string]float64
+	for _, n := range []int{3, 3000} {
+		file := filepath.Join(t.TempDir(), "relaywatch.prom")
+		args := append(append([]string{"analyze", "--metrics-textfile", file, "--output", "json"}, sampleArgs...), relayLog(t, n))
+		if code, _, errOut := runCmd(t, "", args...); code != exitFindings {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		s := seriesOf(t, file)
+		counts[n] = len(s)
+		big = s
+	}
+	if counts[3] != counts[3000] {
+		t.Errorf("3 relaying addresses give %d series, 3,000 give %d: label values come from the logs", counts[3], counts[3000])
+	}
+	for series := range big {
+		for _, bad := range []string{"198.18.", "evil-", "channel", "victim-"} {
+			if strings.Contains(series, bad) {
+				t.Errorf("series %s carries log content", series)
+			}
+		}
+	}
+	if big[`relaywatch_relayed_for_strangers_total{}`] != 3000 || big[`relaywatch_findings{rule=foreign-to-foreign,severity=critical}`] != 3000 {
+		t.Errorf("counts: relayed %v, findings %v", big[`relaywatch_relayed_for_strangers_total{}`], big[`relaywatch_findings{rule=foreign-to-foreign,severity=critical}`])
+	}
+	if big[`relaywatch_lines_total{format=postfix,result=parsed}`] != 12000 {
+		t.Errorf("lines parsed: %v", big[`relaywatch_lines_total{format=postfix,result=parsed}`])
+	}
+}
+
+func TestPushgateway(t *testing.T) {
+	var mu sync.Mutex
+	var paths []string
+	var body string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		body = string(b)
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	args := append(append([]string{"analyze", "--pushgateway", srv.URL, "--instance", "mail"}, sampleArgs...), filepath.Join("..", "..", "samples", "postfix", "normal.log"))
+	if code, _, errOut := runCmd(t, "", args...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(paths) != 1 || paths[0] != "PUT /metrics/job/relaywatch/instance/mail" || !strings.Contains(body, "relaywatch_lines_total") {
+		t.Errorf("push: %v, body %d bytes", paths, len(body))
 	}
 }

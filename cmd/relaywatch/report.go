@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relaywatch/relaywatch/alert"
 	"github.com/relaywatch/relaywatch/detect"
 	"github.com/relaywatch/relaywatch/parsers"
 )
@@ -55,6 +56,36 @@ func (r *report) fill(inputs []inputResult, t detect.Totals, d *detect.Detector)
 	r.findings = d.Findings()
 	r.learned = d.Policy().LearnedLocalDomains()
 	r.noDomains = len(r.learned) == 0 && !d.Policy().HasConfiguredDomains()
+}
+
+// metrics gathers the run's metrics.
+func (r *report) metrics(d *detect.Detector, a *alerting) *runMetrics {
+	m := &runMetrics{
+		lines: map[string]*parsers.LineCounts{}, kinds: map[string]*[kindCount]uint64{},
+		stats: r.stats, inFlight: d.MessagesInFlight(), findings: r.findings, fired: a.fired,
+		active: a.manager.Open(), sinks: []alert.Fanout{a.dispatchers, a.summary},
+	}
+	for i := range r.inputs {
+		in := &r.inputs[i]
+		if in.Error != "" {
+			m.inputErrs++
+		}
+		format := in.Format
+		if format == "" {
+			format = "unknown"
+		}
+		if m.lines[format] == nil {
+			m.lines[format], m.kinds[format] = &parsers.LineCounts{}, &[kindCount]uint64{}
+		}
+		m.lines[format].Merge(&in.Lines)
+		for k, n := range in.Kinds {
+			m.kinds[format][k] += n
+		}
+	}
+	if !r.last.IsZero() {
+		m.lastEvent = float64(r.last.UnixNano()) / 1e9
+	}
+	return m
 }
 
 func (r *report) hostList() []string {
