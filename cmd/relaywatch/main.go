@@ -50,7 +50,7 @@ type env struct {
 }
 
 func commands() []command {
-	return []command{analyzeCommand(), parseCommand(), versionCommand()}
+	return []command{analyzeCommand(), watchCommand(), parseCommand(), versionCommand()}
 }
 
 func main() {

@@ -138,11 +138,17 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descInputErrs, prometheus.GaugeValue, float64(m.inputErrs))
 }
 
+// The Go and process collectors, shared by the batch and live registries.
+var (
+	prometheusGo      = collectors.NewGoCollector()
+	prometheusProcess = collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})
+)
+
 // registry builds a registry with the run's metrics and the Go and process
 // collectors; main creates it, never the global default.
 func (m *runMetrics) registry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m, prometheusGo, prometheusProcess)
 	return reg
 }
 

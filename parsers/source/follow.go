@@ -23,7 +23,8 @@ type Line struct {
 	File string
 	Text string
 	// Offset is the byte offset just after the line in the file that was
-	// open when it was read.
+	// open when it was read; -1 when the line does not advance the file's
+	// position (recovered from a rotated copy, stdin, journald).
 	Offset int64
 	// Reopened is set on the first line after the file was reopened
 	// (rotated or truncated): offsets start again.
@@ -240,7 +241,7 @@ func forward(ctx context.Context, path string, t *tail.Tail, out chan<- Line) {
 // they are in the copy (a sibling that starts with the old file's first
 // bytes), after rename+create in the renamed file itself (nxadm/tail may see
 // the rename before the last write). The lines are marked File=path so that
-// they count as path's.
+// they count as path's, with Offset -1: they do not move path's position.
 func recoverTruncated(path string, old Identity, offset int64) []Line {
 	if old.FingerprintLen == 0 {
 		return nil
@@ -275,14 +276,12 @@ func recoverTruncated(path string, old Identity, offset int64) []Line {
 			continue
 		}
 		var out []Line
-		pos := offset
 		for len(data) > 0 {
 			i := strings.IndexByte(string(data), '\n')
 			if i < 0 {
 				break // an incomplete last line: the writer's, not ours
 			}
-			pos += int64(i + 1)
-			out = append(out, Line{File: path, Text: strings.TrimSuffix(string(data[:i]), "\r"), Offset: pos})
+			out = append(out, Line{File: path, Text: strings.TrimSuffix(string(data[:i]), "\r"), Offset: -1}) // the copy's offsets are not path's
 			data = data[i+1:]
 		}
 		return out
