@@ -9,6 +9,7 @@ require (
 	github.com/prometheus/common v0.72.0
 	github.com/slack-go/slack v0.35.0
 	github.com/spf13/pflag v1.1.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (

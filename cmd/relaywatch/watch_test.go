@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu  chan struct{}
+	buf bytes.Buffer
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.Write(p)
+}
+func (b *syncBuffer) String() string {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.String()
+}
+
+var listenRE = regexp.MustCompile(`serving /metrics on (\S+)`)
+
+// waitUntil polls cond (the state of a server or a file, not the passing of
+// time) until it holds.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// scrape fetches /metrics and parses it with Prometheus' text parser.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	out := map[string]float64{}
+	for name, fam := range fams {
+		for _, m := range fam.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			out[name+"{"+strings.Join(labels, ",")+"}"] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
+	// nxadm/tail keeps one process-wide inotify tracker (and its fsnotify
+	// reader) for all tailers, by design; everything else must be gone.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		goleak.IgnoreAnyFunction("github.com/nxadm/tail/watch.(*InotifyTracker).run"),
+		goleak.IgnoreAnyFunction("github.com/fsnotify/fsnotify.(*Watcher).readEvents"))
+	dir := t.TempDir()
+	log := filepath.Join(dir, "mail.log")
+	os.WriteFile(log, nil, 0o644)
+	alerts := filepath.Join(dir, "alerts.jsonl")
+	stderr := newSyncBuffer()
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: stderr, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, e, []string{"watch", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+			"--state-interval", "200ms", "--rescan", "100ms", "--year", "2026", "--timezone", "UTC",
+			"--trusted-networks", "127.0.0.1/32", "--alerts-log", alerts, "--instance", "mail", log})
+	}()
+	var addr string
+	waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
+		m := listenRE.FindStringSubmatch(stderr.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	waitUntil(t, 10*time.Second, "readiness", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	// Append the incident, measuring how long the first finding takes.
+	sample, _ := os.ReadFile(filepath.Join("..", "..", "samples", "postfix", "incident.log"))
+	burst := bytes.Index(sample, []byte("client=unknown[127.0.0.66]"))
+	cut := bytes.LastIndexByte(sample[:burst], '\n') + 1
+	f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
+	f.Write(sample[:cut])
+	f.Sync()
+	waitUntil(t, 10*time.Second, "the quiet part", func() bool {
+		return scrape(t, addr)[`relaywatch_file_offset_bytes{file=`+log+`}`] == float64(cut)
+	})
+	start := time.Now()
+	f.Write(sample[cut:])
+	f.Close()
+	var latency time.Duration
+	waitUntil(t, 10*time.Second, "the first alert", func() bool {
+		data, _ := os.ReadFile(alerts)
+		if bytes.Contains(data, []byte(`"fired"`)) {
+			latency = time.Since(start)
+			return true
+		}
+		return false
+	})
+	t.Logf("latency from the burst's first line to its first alert: %v", latency)
+	if latency > time.Second {
+		t.Errorf("latency %v, target under 1s with inotify", latency)
+	}
+	waitUntil(t, 10*time.Second, "every line", func() bool {
+		return scrape(t, addr)[`relaywatch_file_offset_bytes{file=`+log+`}`] == float64(len(sample))
+	})
+	m := scrape(t, addr)
+	for series, want := range map[string]float64{
+		`relaywatch_lines_total{format=postfix,result=parsed}`:                     2404,
+		`relaywatch_alerts_active{rule=foreign-to-foreign,severity=critical}`:      2,
+		`relaywatch_alerts_active{rule=unknown-relaying-client,severity=critical}`: 2,
+		`relaywatch_file_behind_bytes{file=` + log + `}`:                           0,
+	} {
+		if m[series] != want {
+			t.Errorf("%s = %v, want %v", series, m[series], want)
+		}
+	}
+	for series := range m {
+		if strings.Contains(series, "127.0.0.66") {
+			t.Errorf("series %s carries log content", series)
+		}
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("watch did not stop after cancellation")
+	}
+	var st watchState
+	data, err := os.ReadFile(filepath.Join(dir, "state", "state.json"))
+	if err != nil || json.Unmarshal(data, &st) != nil {
+		t.Fatalf("state: %v", err)
+	}
+	if p := st.Positions[log]; p == nil || p.Offset != int64(len(sample)) || len(st.OpenAlerts) != 6 {
+		t.Errorf("state: position %+v, %d open alerts", p, len(st.OpenAlerts))
+	}
+}
+
+// TestWatchSurvivesKill9 runs watch as a process, kills it with SIGKILL in
+// the middle of the incident, and restarts it: no line is lost and no alert
+// fires twice.
+func TestWatchSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "relaywatch")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	log := filepath.Join(dir, "mail.log")
+	os.WriteFile(log, nil, 0o644)
+	alerts := filepath.Join(dir, "alerts.jsonl")
+	state := filepath.Join(dir, "state")
+	start := func() (*exec.Cmd, string, *syncBuffer) {
+		errOut := newSyncBuffer()
+		cmd := exec.Command(bin, "watch", "--state-dir", state, "--listen", "127.0.0.1:0", "--state-interval", "100ms",
+			"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--trusted-networks", "127.0.0.1/32",
+			"--alerts-log", alerts, "--instance", "mail", log)
+		cmd.Stderr = errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var addr string
+		waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
+			if m := listenRE.FindStringSubmatch(errOut.String()); m != nil {
+				addr = m[1]
+			}
+			return addr != ""
+		})
+		return cmd, addr, errOut
+	}
+	sample, _ := os.ReadFile(filepath.Join("..", "..", "samples", "postfix", "incident.log"))
+	lines := bytes.SplitAfter(sample, []byte("\n"))
+	half := len(lines) * 6 / 10 // inside the burst
+
+	cmd, addr, _ := start()
+	f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
+	f.Write(bytes.Join(lines[:half], nil))
+	halfSize := len(bytes.Join(lines[:half], nil))
+	waitUntil(t, 10*time.Second, "the first half", func() bool {
+		return scrape(t, addr)[`relaywatch_file_offset_bytes{file=`+log+`}`] == float64(halfSize)
+	})
+	// Wait for a state save that covers part of it, then kill -9.
+	waitUntil(t, 10*time.Second, "a state save", func() bool { return scrape(t, addr)[`relaywatch_state_saves_total{result=ok}`] >= 2 })
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	f.Write(bytes.Join(lines[half:], nil))
+	f.Close()
+	cmd, addr, errOut := start()
+	waitUntil(t, 15*time.Second, "every line after the restart", func() bool {
+		return scrape(t, addr)[`relaywatch_file_offset_bytes{file=`+log+`}`] == float64(len(sample))
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("SIGTERM: %v\n%s", err, errOut.String())
+	}
+
+	// Every alert fired exactly once over both runs.
+	fired := map[string]int{}
+	af, _ := os.Open(alerts)
+	defer af.Close()
+	sc := bufio.NewScanner(af)
+	for sc.Scan() {
+		var tr struct {
+			Transition string `json:"transition"`
+			Alert      struct{ Rule, Key string }
+		}
+		json.Unmarshal(sc.Bytes(), &tr)
+		if tr.Transition == "fired" {
+			fired[tr.Alert.Rule+" "+tr.Alert.Key]++
+		}
+	}
+	if len(fired) != 6 {
+		t.Errorf("alerts fired: %v, want the six of the incident", fired)
+	}
+	for k, n := range fired {
+		if n != 1 {
+			t.Errorf("%s fired %d times", k, n)
+		}
+	}
+}
+
+func TestWatchUsageErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"watch", "--state-dir", t.TempDir()}, "nothing to watch"},
+		{[]string{"watch", "x.log"}, "--state-dir is required"},
+		{[]string{"watch", "--state-dir", t.TempDir(), "--listen", "256.0.0.1:99999", "x.log"}, "--listen"},
+	} {
+		code, _, errOut := runCmd(t, "", tt.args...)
+		if code != exitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d %q, want 2 and %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
