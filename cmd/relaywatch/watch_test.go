@@ -86,6 +86,7 @@ func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
 		goleak.IgnoreAnyFunction("github.com/nxadm/tail/watch.(*InotifyTracker).run"),
 		goleak.IgnoreAnyFunction("github.com/fsnotify/fsnotify.(*Watcher).readEvents"))
+	defer http.DefaultClient.CloseIdleConnections() // the scrapes' keep-alive connections
 	dir := t.TempDir()
 	log := filepath.Join(dir, "mail.log")
 	os.WriteFile(log, nil, 0o644)

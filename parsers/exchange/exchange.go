@@ -130,13 +130,14 @@ func (h *header) parseHeader(line string) bool {
 		return false
 	}
 	switch {
+	// The header outlives the line: keep copies, not slices of the input.
 	case strings.HasPrefix(line, "#Fields:"):
-		h.fields = strings.Split(strings.TrimSpace(line[len("#Fields:"):]), ",")
+		h.fields = strings.Split(strings.Clone(strings.TrimSpace(line[len("#Fields:"):])), ",")
 		for i := range h.fields {
 			h.fields[i] = strings.TrimSpace(h.fields[i])
 		}
 	case strings.HasPrefix(line, "#Log-type:"):
-		h.logType = strings.TrimSpace(line[len("#Log-type:"):])
+		h.logType = strings.Clone(strings.TrimSpace(line[len("#Log-type:"):]))
 	}
 	return true
 }

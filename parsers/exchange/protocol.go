@@ -205,7 +205,8 @@ func (p *SMTPProtocolParser) command(dst []parsers.Event, s *session, data strin
 	case "RSET":
 		s.lastCmd, s.fromSet, s.mailFrom = "RSET", false, ""
 	default:
-		s.lastCmd = strings.ToUpper(verb)
+		// A copy: the session outlives the line (ToUpper may return its input).
+		s.lastCmd = strings.Clone(strings.ToUpper(verb))
 	}
 	return dst, parsers.Irrelevant
 }
