@@ -10,6 +10,7 @@ require (
 	github.com/slack-go/slack v0.35.0
 	github.com/spf13/pflag v1.1.0
 	go.uber.org/goleak v1.3.0
+	go.yaml.in/yaml/v3 v3.0.6
 )
 
 require (

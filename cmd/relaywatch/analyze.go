@@ -24,6 +24,7 @@ type analyzeOptions struct {
 	FailOn  string
 	// Progress is auto (on a terminal), always or never.
 	Progress string
+	Config   string
 }
 
 // policyOptions are the flags that configure detection.
@@ -113,6 +114,7 @@ func (o *analyzeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.Output, "output", "o", "text", "report format: text or json")
 	fs.StringVar(&o.FailOn, "fail-on", "critical", "exit 1 when a finding has this severity or worse: info, warning, critical")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (when stderr is a terminal), always, never")
+	fs.StringVar(&o.Config, "config", "", "YAML file of settings: flag names without dashes as keys (the command line wins)")
 }
 
 func analyzeCommand() command {

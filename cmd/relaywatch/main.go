@@ -50,7 +50,7 @@ type env struct {
 }
 
 func commands() []command {
-	return []command{analyzeCommand(), watchCommand(), parseCommand(), versionCommand()}
+	return []command{analyzeCommand(), watchCommand(), checkConfigCommand(), parseCommand(), versionCommand()}
 }
 
 func main() {
@@ -103,6 +103,22 @@ func run(ctx context.Context, e *env, args []string) int {
 			}
 			fmt.Fprintf(e.stderr, "relaywatch %s: %v\nRun 'relaywatch %s --help' for usage.\n", c.name, err, c.name)
 			return exitUsage
+		}
+		if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
+			errs, err := applyConfig(f.Value.String(), fs)
+			if err == nil && len(errs) > 0 {
+				err = errors.Join(func() []error {
+					var out []error
+					for _, ce := range errs {
+						out = append(out, fmt.Errorf("%s:%w", f.Value.String(), ce))
+					}
+					return out
+				}()...)
+			}
+			if err != nil {
+				fmt.Fprintf(e.stderr, "relaywatch %s: %v\n", c.name, err)
+				return exitUsage
+			}
 		}
 		err := runFn(ctx, e, fs.Args())
 		switch {

@@ -50,6 +50,8 @@ type watchOptions struct {
 	FromStart     bool
 	Journal       []string
 	ShutdownGrace time.Duration
+	Config        string
+	Files         []string
 }
 
 // AddFlags registers watch's flags.
@@ -65,6 +67,8 @@ func (o *watchOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.FromStart, "from-start", false, "read files found at the first start from their beginning (default: from their end)")
 	fs.StringArrayVar(&o.Journal, "journal", nil, "follow a systemd unit's journal through journalctl (repeatable), e.g. postfix@-.service")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "at SIGTERM, how long to drain before exiting")
+	fs.StringVar(&o.Config, "config", "", "YAML file of settings: flag names without dashes as keys (the command line wins); check it with relaywatch check-config")
+	fs.StringArrayVar(&o.Files, "files", nil, "files or globs to follow, like the arguments (for the config file)")
 }
 
 func watchCommand() command {
@@ -147,6 +151,7 @@ type watcher struct {
 
 // runWatch is `relaywatch watch`.
 func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error {
+	args = append(append([]string(nil), o.Files...), args...)
 	if len(args) == 0 && len(o.Journal) == 0 {
 		return fmt.Errorf("%w: nothing to watch: give files, globs, - for stdin, or --journal UNIT", errUsage)
 	}

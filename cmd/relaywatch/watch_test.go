@@ -283,3 +283,37 @@ func TestWatchUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte("local-domains:\n  - example.org\ntrusted-networks: [127.0.0.0/8, 10.0.0.0/33]\nspike-factor: lots\nfrobnicate: 1\nlocal-domains: [x]\nlisten: [a, b]\n"), 0o644)
+	code, _, errOut := runCmd(t, "", "check-config", bad)
+	if code != exitUsage {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		"line 4: spike-factor", `line 5: unknown setting "frobnicate"`, `line 6: "local-domains" is set twice`,
+		"line 7: listen takes one value", "line 3: ", "10.0.0.0/33",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("check-config output lacks %q:\n%s", want, errOut)
+		}
+	}
+	good := filepath.Join(dir, "good.yml")
+	os.WriteFile(good, []byte("# sidecar\nlocal-domains: [example.org, example.net]\nstate-dir: "+dir+"\nfiles:\n  - /var/log/mail.log\nspike-window: 5m\nwarn-new-relayers: true\n"), 0o644)
+	if code, out, errOut := runCmd(t, "", "check-config", good); code != exitOK || !strings.Contains(out, "ok") {
+		t.Errorf("good config: exit %d %s %s", code, out, errOut)
+	}
+	// The config applies to analyze too, and the command line wins.
+	cfg := filepath.Join(dir, "analyze.yml")
+	os.WriteFile(cfg, []byte("trusted-networks: [127.0.0.0/8]\noutput: json\nyear: 2026\ntimezone: UTC\n"), 0o644)
+	code, out, _ := runCmd(t, "", "analyze", "--config", cfg, "--trusted-networks", "127.0.0.1/32", "--progress", "never", filepath.Join("..", "..", "samples", "postfix", "incident.log"))
+	if code != exitFindings || !strings.HasPrefix(out, "{") {
+		t.Errorf("analyze --config: exit %d, output %.40q (want JSON from the config and findings from the command line's trusted networks)", code, out)
+	}
+	code, _, errOut = runCmd(t, "", "analyze", "--config", bad, "x.log")
+	if code != exitUsage || !strings.Contains(errOut, "line 5") {
+		t.Errorf("analyze with a bad config: exit %d %s", code, errOut)
+	}
+}
