@@ -225,7 +225,17 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 		readers.Add(1)
 		go func() { defer readers.Done(); w.readJournal(rctx, unit, lines) }()
 	}
-	w.ready.Store(true)
+	if follower != nil {
+		go func() {
+			select {
+			case <-follower.Ready():
+				w.ready.Store(true)
+			case <-rctx.Done():
+			}
+		}()
+	} else {
+		w.ready.Store(true)
+	}
 
 	// SIGHUP reopens the files.
 	hup := make(chan os.Signal, 1)

@@ -317,3 +317,80 @@ func TestConfigFile(t *testing.T) {
 		t.Errorf("analyze with a bad config: exit %d %s", code, errOut)
 	}
 }
+
+// startWatch runs watch in-process and returns its metrics address and a
+// stop function that returns the exit status.
+func startWatch(t *testing.T, stdin io.Reader, args ...string) (string, func() int) {
+	t.Helper()
+	stderr := newSyncBuffer()
+	e := &env{stdin: stdin, stdout: io.Discard, stderr: stderr, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	full := append([]string{"watch", "--listen", "127.0.0.1:0", "--state-interval", "100ms", "--rescan", "100ms",
+		"--year", "2026", "--timezone", "UTC", "--trusted-networks", "127.0.0.1/32"}, args...)
+	go func() { done <- run(ctx, e, full) }()
+	var addr string
+	waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
+		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return addr, func() int {
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(15 * time.Second):
+			t.Fatal("watch did not stop")
+			return -1
+		}
+	}
+}
+
+func TestWatchStdin(t *testing.T) {
+	sample, _ := os.ReadFile(filepath.Join("..", "..", "samples", "exim", "incident.log"))
+	addr, stop := startWatch(t, bytes.NewReader(sample), "--state-dir", t.TempDir(), "-")
+	defer stop()
+	waitUntil(t, 10*time.Second, "the incident from stdin", func() bool {
+		m := scrape(t, addr)
+		return m[`relaywatch_lines_total{format=exim,result=parsed}`] == 2048 && m[`relaywatch_alerts_active{rule=foreign-to-foreign,severity=critical}`] == 2
+	})
+}
+
+// TestWatchReadsTheRestOfAFileRotatedWhileDown stops watch, appends to the
+// log, rotates it, writes a new one, and restarts: the lines appended while
+// down are read from the rotated file, then the new file from its start.
+func TestWatchReadsTheRestOfAFileRotatedWhileDown(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "mail.log")
+	state := filepath.Join(dir, "state")
+	sample, _ := os.ReadFile(filepath.Join("..", "..", "samples", "postfix", "normal.log"))
+	lines := bytes.SplitAfter(sample, []byte("\n"))
+	a, b, c := bytes.Join(lines[:200], nil), bytes.Join(lines[200:400], nil), bytes.Join(lines[400:], nil)
+	os.WriteFile(log, nil, 0o644)
+
+	// --from-start: part one may be written before the file is first opened.
+	addr, stop := startWatch(t, nil, "--state-dir", state, "--from-start", log)
+	f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
+	f.Write(a)
+	waitUntil(t, 10*time.Second, "part one", func() bool {
+		return scrape(t, addr)[`relaywatch_file_offset_bytes{file=`+log+`}`] == float64(len(a))
+	})
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	f.Write(b) // while down
+	f.Close()
+	os.Rename(log, log+".1")
+	os.WriteFile(log, c, 0o644)
+
+	addr, stop = startWatch(t, nil, "--state-dir", state, log)
+	defer stop()
+	total := float64(len(lines) - 1) // the last element after the final newline is empty
+	waitUntil(t, 10*time.Second, "parts two and three", func() bool {
+		m := scrape(t, addr)
+		n := m[`relaywatch_lines_total{format=postfix,result=parsed}`] + m[`relaywatch_lines_total{format=postfix,result=irrelevant}`]
+		return n == total-200 && m[`relaywatch_file_offset_bytes{file=`+log+`}`] == float64(len(c))
+	})
+}

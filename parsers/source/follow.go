@@ -57,6 +57,7 @@ type Follower struct {
 	mu      sync.Mutex
 	tails   map[string]*tail.Tail
 	scanned bool
+	ready   chan struct{} // closed after the first scan opened the files
 }
 
 // NewFollower returns a follower; Run starts it.
@@ -67,8 +68,12 @@ func NewFollower(cfg FollowConfig) *Follower {
 	if cfg.OnError == nil {
 		cfg.OnError = func(string, error) {}
 	}
-	return &Follower{cfg: cfg, tails: map[string]*tail.Tail{}}
+	return &Follower{cfg: cfg, tails: map[string]*tail.Tail{}, ready: make(chan struct{})}
 }
+
+// Ready is closed once the first scan has started following every file
+// present then: lines written after it are not skipped.
+func (f *Follower) Ready() <-chan struct{} { return f.ready }
 
 // Files returns the paths followed now.
 func (f *Follower) Files() []string {
@@ -98,8 +103,13 @@ func (f *Follower) Run(ctx context.Context, out chan<- Line) error {
 	}()
 	tick := time.NewTicker(f.cfg.Rescan)
 	defer tick.Stop()
+	first := true
 	for {
 		f.scan(ctx, &wg, out)
+		if first {
+			first = false
+			close(f.ready)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
