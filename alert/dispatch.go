@@ -70,9 +70,14 @@ type DispatchConfig struct {
 	// QueueSize bounds the transitions waiting for the sink (default 1000);
 	// beyond it new ones are dropped and counted.
 	QueueSize int
-	// MinInterval is the least time between two sends (default 1s: Slack
-	// allows about one message per second per channel).
+	// MinInterval is the average least time between two sends (default 1s:
+	// Slack allows about one message per second per channel, with short
+	// bursts); negative means no limit.
 	MinInterval time.Duration
+	// Burst is how many sends may go out back to back before MinInterval
+	// applies (default 3), so that the first alerts of an incident are not
+	// queued behind each other.
+	Burst int
 	// MaxGroup bounds the transitions sent as one batch (default 50).
 	MaxGroup int
 	// BaseBackoff and MaxBackoff bound the exponential backoff between
@@ -114,6 +119,9 @@ func NewDispatcher(sink Sink, cfg DispatchConfig) *Dispatcher {
 	}
 	if cfg.MaxGroup <= 0 {
 		cfg.MaxGroup = 50
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = 3
 	}
 	if cfg.BaseBackoff <= 0 {
 		cfg.BaseBackoff = time.Second
@@ -166,6 +174,8 @@ func (d *Dispatcher) Stats() Stats {
 // Run sends until ctx is done or Close was called and the queue is empty.
 // When ctx ends first, what is still queued is counted as dropped.
 func (d *Dispatcher) Run(ctx context.Context) {
+	// A token bucket: Burst sends at once, then one per MinInterval.
+	tokens := float64(d.cfg.Burst)
 	var last time.Time
 	for {
 		var first Transition
@@ -183,16 +193,24 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			return
 		}
 		batch := d.group(first)
-		if !last.IsZero() {
-			if wait := d.cfg.MinInterval - d.cfg.Clock.Now().Sub(last); wait > 0 {
+		if d.cfg.MinInterval > 0 {
+			now := d.cfg.Clock.Now()
+			if !last.IsZero() {
+				tokens = min(float64(d.cfg.Burst), tokens+float64(now.Sub(last))/float64(d.cfg.MinInterval))
+			}
+			last = now
+			if tokens < 1 {
+				wait := time.Duration((1 - tokens) * float64(d.cfg.MinInterval))
 				if d.cfg.Clock.Sleep(ctx, wait) != nil {
 					d.dropped.Add(uint64(len(batch) + len(d.queue)))
 					return
 				}
+				tokens = 1
+				last = d.cfg.Clock.Now()
 			}
+			tokens--
 		}
 		d.send(ctx, batch)
-		last = d.cfg.Clock.Now()
 	}
 }
 
