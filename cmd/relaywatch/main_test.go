@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/relaywatch/relaywatch/parsers/parsertest"
 	"github.com/relaywatch/relaywatch/samples/loggen"
 )
 
@@ -73,32 +74,9 @@ func TestSamplesGolden(t *testing.T) {
 			if code != tc.wantExit {
 				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantExit, errOut)
 			}
-			golden := filepath.Join("..", "..", "samples", tc.format, tc.name+".expected.json")
-			if *update {
-				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/relaywatch -update)", err)
-			}
-			if string(want) != out {
-				t.Errorf("analyze %s differs from %s (go test ./cmd/relaywatch -update rewrites it):\n%s", log, golden, firstDiff(string(want), out))
-			}
+			parsertest.Golden(t, filepath.Join("..", "..", "samples", tc.format, tc.name+".expected.json"), out, *update)
 		})
 	}
-}
-
-func firstDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(wl) && i < len(gl); i++ {
-		if wl[i] != gl[i] {
-			return "line " + strconv.Itoa(i+1) + ":\n want " + wl[i] + "\n got  " + gl[i]
-		}
-	}
-	return "lengths differ: want " + strconv.Itoa(len(wl)) + " lines, got " + strconv.Itoa(len(gl))
 }
 
 func TestIncidentReport(t *testing.T) {

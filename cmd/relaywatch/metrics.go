@@ -49,6 +49,20 @@ type runMetrics struct {
 
 const kindCount = 16
 
+// addInput adds one input's line and event counts under its format.
+func (m *runMetrics) addInput(format string, lines *parsers.LineCounts, kinds *[kindCount]uint64) {
+	if format == "" {
+		format = "unknown"
+	}
+	if m.lines[format] == nil {
+		m.lines[format], m.kinds[format] = &parsers.LineCounts{}, &[kindCount]uint64{}
+	}
+	m.lines[format].Merge(lines)
+	for k, n := range kinds {
+		m.kinds[format][k] += n
+	}
+}
+
 var (
 	descBuild      = prometheus.NewDesc("relaywatch_build_info", "relaywatch's version; always 1.", []string{"version", "goversion"}, nil)
 	descLines      = prometheus.NewDesc("relaywatch_lines_total", "Log lines read, by format and what the parser made of them.", []string{"format", "result"}, nil)

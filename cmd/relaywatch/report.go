@@ -70,17 +70,7 @@ func (r *report) metrics(d *detect.Detector, a *alerting) *runMetrics {
 		if in.Error != "" {
 			m.inputErrs++
 		}
-		format := in.Format
-		if format == "" {
-			format = "unknown"
-		}
-		if m.lines[format] == nil {
-			m.lines[format], m.kinds[format] = &parsers.LineCounts{}, &[kindCount]uint64{}
-		}
-		m.lines[format].Merge(&in.Lines)
-		for k, n := range in.Kinds {
-			m.kinds[format][k] += n
-		}
+		m.addInput(in.Format, &in.Lines, &in.Kinds)
 	}
 	if !r.last.IsZero() {
 		m.lastEvent = float64(r.last.UnixNano()) / 1e9

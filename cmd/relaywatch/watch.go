@@ -470,15 +470,7 @@ func (w *watcher) save() {
 
 // readStdin reads lines from stdin until it ends or ctx is done.
 func readStdin(ctx context.Context, r io.Reader, out chan<- source.Line) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), source.DefaultBlockSize)
-	for sc.Scan() {
-		select {
-		case out <- source.Line{File: source.Stdin, Text: strings.TrimSuffix(sc.Text(), "\r"), Offset: -1}:
-		case <-ctx.Done():
-			return
-		}
-	}
+	readLines(ctx, r, source.Stdin, out)
 }
 
 // readJournal follows a unit's journal through journalctl, resuming with
@@ -496,16 +488,18 @@ func (w *watcher) readJournal(ctx context.Context, unit string, out chan<- sourc
 		fmt.Fprintf(w.e.stderr, "relaywatch watch: journal %s: %v\n", unit, err)
 		return
 	}
-	readStdinAs(ctx, stdout, "journal:"+unit, out)
+	readLines(ctx, stdout, "journal:"+unit, out)
 	cmd.Wait()
 }
 
-func readStdinAs(ctx context.Context, r io.Reader, name string, out chan<- source.Line) {
+// readLines sends the lines of a stream without positions (stdin, a
+// journalctl pipe) until it ends or ctx is done.
+func readLines(ctx context.Context, r io.Reader, name string, out chan<- source.Line) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), source.DefaultBlockSize)
 	for sc.Scan() {
 		select {
-		case out <- source.Line{File: name, Text: sc.Text(), Offset: -1}:
+		case out <- source.Line{File: name, Text: strings.TrimSuffix(sc.Text(), "\r"), Offset: -1}:
 		case <-ctx.Done():
 			return
 		}
@@ -576,17 +570,7 @@ func (c watchCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var fm []fileMetric
 	for path, fsx := range w.files {
-		format := fsx.format
-		if format == "" {
-			format = "unknown"
-		}
-		if m.lines[format] == nil {
-			m.lines[format], m.kinds[format] = &parsers.LineCounts{}, &[kindCount]uint64{}
-		}
-		m.lines[format].Merge(&fsx.lines)
-		for k, n := range fsx.kinds {
-			m.kinds[format][k] += n
-		}
+		m.addInput(fsx.format, &fsx.lines, &fsx.kinds)
 		fm = append(fm, fileMetric{path, fsx.offset, time.Since(fsx.lastLine).Seconds()})
 	}
 	saves, fails := w.saves, w.saveFails
