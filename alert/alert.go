@@ -36,22 +36,10 @@ const (
 	Summary Kind = "summary"
 )
 
-// Alert is one alert: a finding over time.
+// Alert is one alert: a finding over time. Its fields are the finding's,
+// as of the last transition.
 type Alert struct {
-	Rule     string          `json:"rule"`
-	Key      string          `json:"key"`
-	Severity detect.Severity `json:"severity"`
-	Host     string          `json:"host,omitempty"`
-	Summary  string          `json:"summary"`
-	NextStep string          `json:"next_step"`
-	Count    int             `json:"count"`
-	// Recipients is the number of deliveries behind Count.
-	Recipients  int       `json:"recipients,omitempty"`
-	FirstSeen   time.Time `json:"first_seen"`
-	LastSeen    time.Time `json:"last_seen"`
-	WindowStart time.Time `json:"window_start,omitzero"`
-	WindowEnd   time.Time `json:"window_end,omitzero"`
-	Evidence    []string  `json:"evidence"`
+	detect.Finding
 	// ResolvedAt is set (event time) once the alert resolved.
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`
 }
@@ -71,11 +59,8 @@ type Transition struct {
 func FromFinding(f detect.Finding) Alert { return fromFinding(f) }
 
 func fromFinding(f detect.Finding) Alert {
-	return Alert{
-		Rule: f.Rule, Key: f.Key, Severity: f.Severity, Host: f.Host, Summary: f.Summary, NextStep: f.NextStep,
-		Count: f.Count, Recipients: f.Recipients, FirstSeen: f.FirstSeen, LastSeen: f.LastSeen,
-		WindowStart: f.WindowStart, WindowEnd: f.WindowEnd, Evidence: append([]string(nil), f.Evidence...),
-	}
+	f.Evidence = append([]string(nil), f.Evidence...)
+	return Alert{Finding: f}
 }
 
 // Manager keeps the open alerts. It is not safe for concurrent use: call it

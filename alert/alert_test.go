@@ -96,12 +96,12 @@ func TestEscapeHostileStrings(t *testing.T) {
 
 // hostileAlert carries attacker-chosen text in every field a log feeds.
 func hostileAlert() Transition {
-	return Transition{Kind: Fired, Alert: Alert{
+	return Transition{Kind: Fired, Alert: Alert{Finding: detect.Finding{
 		Rule: detect.RuleForeignToForeign, Key: "<!channel>", Severity: detect.SeverityCritical, Host: "<@U123>",
 		Summary:  "helo <https://evil.example|click here> relays",
 		Evidence: []string{"Nov 24 10:00:00 mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 <!channel>; helo=<<!here>> ``` break out"},
 		NextStep: "block <!everyone>", Count: 3, Recipients: 9, FirstSeen: t0, LastSeen: t0,
-	}}
+	}}}
 }
 
 func checkNoRawMarkup(t *testing.T, payload string) {
