@@ -132,3 +132,18 @@ func Golden(t testing.TB, path, got string, update bool) {
 		t.Fatalf("%s: %d lines, want %d", path, len(gl), len(wl))
 	}
 }
+
+// BenchmarkLines parses data (a log, one line per '\n') with p over and
+// over on one core and reports lines/s; the parser benchmarks of every
+// format share it.
+func BenchmarkLines(b *testing.B, p parsers.Parser, data string) {
+	lines := strings.Split(strings.TrimSuffix(data, "\n"), "\n")
+	dst := make([]parsers.Event, 0, 8)
+	b.SetBytes(int64(len(data) / len(lines)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dst, _ = p.Parse(lines[i%len(lines)], dst[:0])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
