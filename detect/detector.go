@@ -180,6 +180,14 @@ func New(cfg Config) (*Detector, error) {
 // Policy returns the detector's policy (with what it learned).
 func (d *Detector) Policy() *Policy { return d.policy }
 
+// SetPolicy replaces the configured part of the policy (local domains,
+// trusted networks, known clients), keeping the domains learned so far; for
+// a config reload. Messages already classified keep their class.
+func (d *Detector) SetPolicy(p *Policy) {
+	p.learned = d.policy.learned
+	d.policy, d.cfg.Policy = p, p
+}
+
 // Stats returns the detector's counters.
 func (d *Detector) Stats() Stats {
 	s := d.stats

@@ -47,6 +47,9 @@ type env struct {
 	getenv         func(string) string
 	// stderrIsTerminal enables progress output.
 	stderrIsTerminal bool
+	// args are the command's own arguments as given (flags included), so
+	// that a config reload can apply them again over the new file.
+	args []string
 }
 
 func commands() []command {
@@ -104,6 +107,7 @@ func run(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "relaywatch %s: %v\nRun 'relaywatch %s --help' for usage.\n", c.name, err, c.name)
 			return exitUsage
 		}
+		e.args = args[1:]
 		if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
 			errs, err := applyConfig(f.Value.String(), fs)
 			if err == nil && len(errs) > 0 {

@@ -136,6 +136,7 @@ type watcher struct {
 	e        *env
 	res      *resolved
 	det      *detect.Detector
+	baseline *detect.Baseline // --baseline, saved with the state
 	alerts   *alerting
 	state    *watchState
 	statePth string
@@ -180,9 +181,11 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 		return err
 	}
 	w.alerts.manager.Restore(w.state.OpenAlerts)
-	o.policy.LocalDomains = append(o.policy.LocalDomains, w.state.LocalDomains...)
-	if w.det, _, err = o.policy.detector(w.alerts.observe); err != nil {
+	if w.det, w.baseline, err = o.policy.detector(w.alerts.observe); err != nil {
 		return err
+	}
+	for _, d := range w.state.LocalDomains {
+		w.det.Policy().LearnLocalDomain(d) // learned before the restart
 	}
 
 	// HTTP: /metrics, /healthz, /readyz.
@@ -256,9 +259,20 @@ loop:
 		case <-idle.C:
 			w.idle()
 		case <-hup:
+			w.reload()
 			if follower != nil {
-				w.save()
+				// Stop the tailers, hand over what they had read, and save,
+				// so that the next scan reopens every file at its position.
 				follower.Reopen()
+				for drained := false; !drained; {
+					select {
+					case l := <-lines:
+						w.handle(l)
+					default:
+						drained = true
+					}
+				}
+				w.save()
 			}
 		case <-ctx.Done():
 			break loop
@@ -352,6 +366,39 @@ func (w *watcher) catchUp(ctx context.Context, path, old string, offset int64, l
 			return
 		}
 	}
+}
+
+// reload reads the config file again (SIGHUP) and applies what can change
+// while running: local domains, trusted networks and known clients. Other
+// settings need a restart; a config with errors is reported and ignored.
+func (w *watcher) reload() {
+	if w.o.Config == "" {
+		return
+	}
+	o := &watchOptions{}
+	fs := pflag.NewFlagSet("watch", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.AddFlags(fs)
+	if err := fs.Parse(w.e.args); err != nil {
+		fmt.Fprintf(w.e.stderr, "relaywatch watch: reload: %v\n", err)
+		return
+	}
+	errs, err := applyConfig(w.o.Config, fs)
+	if err == nil && len(errs) > 0 {
+		err = errs[0]
+	}
+	var p *detect.Policy
+	if err == nil {
+		p, err = detect.NewPolicy(o.policy.LocalDomains, o.policy.TrustedNetworks, o.policy.KnownClients)
+	}
+	if err != nil {
+		fmt.Fprintf(w.e.stderr, "relaywatch watch: reload of %s ignored: %v\n", w.o.Config, err)
+		return
+	}
+	w.mu.Lock()
+	w.det.SetPolicy(p)
+	w.mu.Unlock()
+	fmt.Fprintf(w.e.stderr, "relaywatch watch: reloaded %s\n", w.o.Config)
 }
 
 // handle parses one line and hands its events to detection.
@@ -456,6 +503,15 @@ func (w *watcher) save() {
 	data, err := json.MarshalIndent(st, "", " ")
 	if err == nil {
 		err = detect.WriteFileAtomic(w.statePth, append(data, '\n'))
+	}
+	if err == nil && w.baseline != nil {
+		w.mu.Lock()
+		w.baseline.MergeLocalDomains(st.LocalDomains)
+		data, err = json.MarshalIndent(w.baseline, "", "  ")
+		w.mu.Unlock()
+		if err == nil {
+			err = detect.WriteFileAtomic(w.o.policy.Baseline, append(data, '\n'))
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -393,3 +393,67 @@ func TestWatchReadsTheRestOfAFileRotatedWhileDown(t *testing.T) {
 		return n == total-200 && m[`relaywatch_file_offset_bytes{file=`+log+`}`] == float64(len(c))
 	})
 }
+
+// TestWatchReloadsPolicyOnSIGHUP starts watch with a config that trusts all
+// of loopback (the lab's abusers look trusted), then narrows the trusted
+// networks in the file and sends SIGHUP: the same traffic now raises the
+// open-relay findings.
+func TestWatchReloadsPolicyOnSIGHUP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "relaywatch")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	log := filepath.Join(dir, "mail.log")
+	os.WriteFile(log, nil, 0o644)
+	cfg := filepath.Join(dir, "relaywatch.yml")
+	os.WriteFile(cfg, []byte("trusted-networks: [127.0.0.0/8]\nyear: 2026\ntimezone: UTC\n"), 0o644)
+	alerts := filepath.Join(dir, "alerts.jsonl")
+	errOut := newSyncBuffer()
+	cmd := exec.Command(bin, "watch", "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+		"--rescan", "100ms", "--alerts-log", alerts, log)
+	cmd.Stderr = errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var addr string
+	waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
+		if m := listenRE.FindStringSubmatch(errOut.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	waitUntil(t, 10*time.Second, "readiness", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	sample, _ := os.ReadFile(filepath.Join("..", "..", "samples", "postfix", "incident.log"))
+	f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
+	defer f.Close()
+	f.Write(sample)
+	waitUntil(t, 10*time.Second, "the first pass", func() bool {
+		return scrape(t, addr)[`relaywatch_file_offset_bytes{file=`+log+`}`] == float64(len(sample))
+	})
+	if m := scrape(t, addr); m[`relaywatch_alerts_fired_total{rule=foreign-to-foreign,severity=critical}`] != 0 {
+		t.Fatalf("with all of loopback trusted, foreign-to-foreign fired")
+	}
+	os.WriteFile(cfg, []byte("trusted-networks: [127.0.0.1/32]\nyear: 2026\ntimezone: UTC\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, 10*time.Second, "the reload", func() bool { return strings.Contains(errOut.String(), "reloaded") })
+	f.Write(sample)
+	waitUntil(t, 10*time.Second, "foreign-to-foreign after the reload", func() bool {
+		return scrape(t, addr)[`relaywatch_alerts_fired_total{rule=foreign-to-foreign,severity=critical}`] == 2
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("SIGTERM: %v\n%s", err, errOut.String())
+	}
+}
