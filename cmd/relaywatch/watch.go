@@ -264,14 +264,7 @@ loop:
 				// Stop the tailers, hand over what they had read, and save,
 				// so that the next scan reopens every file at its position.
 				follower.Reopen()
-				for drained := false; !drained; {
-					select {
-					case l := <-lines:
-						w.handle(l)
-					default:
-						drained = true
-					}
-				}
+				w.handleQueued(lines)
 				w.save()
 			}
 		case <-ctx.Done():
@@ -290,14 +283,8 @@ drain:
 		case l := <-lines:
 			w.handle(l)
 		case <-drained:
-			for {
-				select {
-				case l := <-lines:
-					w.handle(l)
-				default:
-					break drain
-				}
-			}
+			w.handleQueued(lines)
+			break drain
 		case <-deadline.C:
 			break drain
 		}
@@ -357,12 +344,16 @@ func (w *watcher) catchUp(ctx context.Context, path, old string, offset int64, l
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return
 	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), source.DefaultBlockSize)
-	for sc.Scan() {
+	readLines(ctx, f, path, lines)
+}
+
+// handleQueued hands over the lines already queued, without waiting for more.
+func (w *watcher) handleQueued(lines <-chan source.Line) {
+	for {
 		select {
-		case lines <- source.Line{File: path, Text: strings.TrimSuffix(sc.Text(), "\r"), Offset: -1}:
-		case <-ctx.Done():
+		case l := <-lines:
+			w.handle(l)
+		default:
 			return
 		}
 	}
