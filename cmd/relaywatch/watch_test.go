@@ -80,6 +80,54 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 	return out
 }
 
+// metricsAddr waits for watch to say where it serves /metrics.
+func metricsAddr(t *testing.T, stderr *syncBuffer) string {
+	t.Helper()
+	var addr string
+	waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
+		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return addr
+}
+
+// waitReady waits until /readyz says every file is followed.
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, "readiness", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// buildBinary builds relaywatch into dir, for tests that run it as a process.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "relaywatch")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startProcess runs the binary with args and waits for its HTTP server.
+func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
+	errOut := newSyncBuffer()
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, metricsAddr(t, errOut), errOut
+}
+
 func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
 	// nxadm/tail keeps one process-wide inotify tracker (and its fsnotify
 	// reader) for all tailers, by design; everything else must be gone.
@@ -100,22 +148,8 @@ func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
 			"--state-interval", "200ms", "--rescan", "100ms", "--year", "2026", "--timezone", "UTC",
 			"--trusted-networks", "127.0.0.1/32", "--alerts-log", alerts, "--instance", "mail", log})
 	}()
-	var addr string
-	waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
-		m := listenRE.FindStringSubmatch(stderr.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return addr != ""
-	})
-	waitUntil(t, 10*time.Second, "readiness", func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	addr := metricsAddr(t, stderr)
+	waitReady(t, addr)
 
 	// Append the incident, measuring how long the first finding takes.
 	sample, _ := os.ReadFile(filepath.Join("..", "..", "samples", "postfix", "incident.log"))
@@ -189,31 +223,15 @@ func TestWatchSurvivesKill9(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "relaywatch")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	log := filepath.Join(dir, "mail.log")
 	os.WriteFile(log, nil, 0o644)
 	alerts := filepath.Join(dir, "alerts.jsonl")
 	state := filepath.Join(dir, "state")
 	start := func() (*exec.Cmd, string, *syncBuffer) {
-		errOut := newSyncBuffer()
-		cmd := exec.Command(bin, "watch", "--state-dir", state, "--listen", "127.0.0.1:0", "--state-interval", "100ms",
+		return startProcess(t, bin, "watch", "--state-dir", state, "--listen", "127.0.0.1:0", "--state-interval", "100ms",
 			"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--trusted-networks", "127.0.0.1/32",
 			"--alerts-log", alerts, "--instance", "mail", log)
-		cmd.Stderr = errOut
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var addr string
-		waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
-			if m := listenRE.FindStringSubmatch(errOut.String()); m != nil {
-				addr = m[1]
-			}
-			return addr != ""
-		})
-		return cmd, addr, errOut
 	}
 	sample, _ := os.ReadFile(filepath.Join("..", "..", "samples", "postfix", "incident.log"))
 	lines := bytes.SplitAfter(sample, []byte("\n"))
@@ -328,13 +346,7 @@ func startWatch(t *testing.T, stdin io.Reader, args ...string) (string, func() i
 	full := append([]string{"watch", "--listen", "127.0.0.1:0", "--state-interval", "100ms", "--rescan", "100ms",
 		"--year", "2026", "--timezone", "UTC", "--trusted-networks", "127.0.0.1/32"}, args...)
 	go func() { done <- run(ctx, e, full) }()
-	var addr string
-	waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
-		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-		}
-		return addr != ""
-	})
+	addr := metricsAddr(t, stderr)
 	return addr, func() int {
 		cancel()
 		select {
@@ -403,38 +415,16 @@ func TestWatchReloadsPolicyOnSIGHUP(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "relaywatch")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	log := filepath.Join(dir, "mail.log")
 	os.WriteFile(log, nil, 0o644)
 	cfg := filepath.Join(dir, "relaywatch.yml")
 	os.WriteFile(cfg, []byte("trusted-networks: [127.0.0.0/8]\nyear: 2026\ntimezone: UTC\n"), 0o644)
 	alerts := filepath.Join(dir, "alerts.jsonl")
-	errOut := newSyncBuffer()
-	cmd := exec.Command(bin, "watch", "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+	cmd, addr, errOut := startProcess(t, bin, "watch", "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
 		"--rescan", "100ms", "--alerts-log", alerts, log)
-	cmd.Stderr = errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	defer cmd.Process.Kill()
-	var addr string
-	waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
-		if m := listenRE.FindStringSubmatch(errOut.String()); m != nil {
-			addr = m[1]
-		}
-		return addr != ""
-	})
-	waitUntil(t, 10*time.Second, "readiness", func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitReady(t, addr)
 	sample, _ := os.ReadFile(filepath.Join("..", "..", "samples", "postfix", "incident.log"))
 	f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
 	defer f.Close()
