@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/relaywatch/relaywatch/detect"
+	"github.com/relaywatch/relaywatch/parsers"
 	"github.com/relaywatch/relaywatch/parsers/stream"
 )
 
@@ -131,23 +132,36 @@ func analyzeCommand() command {
 	}
 }
 
-// runAnalyze is `relaywatch analyze`.
-func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) error {
-	if len(files) == 0 {
-		return fmt.Errorf("%w: no input files (use - for stdin)", errUsage)
-	}
+// check validates analyze's settings; analyze runs it at start and
+// check-config --for analyze runs the same.
+func (o *analyzeOptions) check() []settingError {
+	var errs []settingError
 	if o.Output != "text" && o.Output != "json" {
-		return fmt.Errorf("%w: --output %q: use text or json", errUsage, o.Output)
+		errs = append(errs, settingError{"output", fmt.Errorf("--output %q: use text or json", o.Output)})
 	}
-	failOn, err := detect.ParseSeverity(o.FailOn)
-	if err != nil {
-		return fmt.Errorf("%w: --fail-on: %w", errUsage, err)
+	if _, err := detect.ParseSeverity(o.FailOn); err != nil {
+		errs = append(errs, settingError{"fail-on", fmt.Errorf("--fail-on: %w", err)})
 	}
 	switch o.Progress {
 	case "auto", "always", "never":
 	default:
-		return fmt.Errorf("%w: --progress %q: use auto, always or never", errUsage, o.Progress)
+		errs = append(errs, settingError{"progress", fmt.Errorf("--progress %q: use auto, always or never", o.Progress)})
 	}
+	errs = append(errs, o.input.check()...)
+	errs = append(errs, o.policy.check()...)
+	errs = append(errs, o.alerts.check()...)
+	return errs
+}
+
+// runAnalyze is `relaywatch analyze`.
+func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) error {
+	if errs := o.check(); len(errs) > 0 {
+		return fmt.Errorf("%w: %w", errUsage, errs[0].Err)
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("%w: no input files (use - for stdin)", errUsage)
+	}
+	failOn, _ := detect.ParseSeverity(o.FailOn)
 	res, err := o.input.resolve()
 	if err != nil {
 		return err
@@ -171,14 +185,12 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 		defer stop()
 	}
 	start := time.Now()
+	pipe := &pipeline{det: det, alerts: alerts, observe: func(ev *parsers.Event) {
+		totals.Handle(ev)
+		rep.observe(ev)
+	}}
 	results, readErr := readInputs(ctx, e, &o.input, res, files, prog, func(b *stream.Batch) error {
-		for i := range b.Events {
-			ev := &b.Events[i]
-			totals.Handle(ev)
-			det.Handle(ev)
-			rep.observe(ev)
-		}
-		alerts.manager.Advance(det.Now())
+		pipe.handle(b.Events)
 		return nil
 	})
 	if readErr != nil && !errors.Is(readErr, errInput) {

@@ -109,7 +109,7 @@ func run(ctx context.Context, e *env, args []string) int {
 		}
 		e.args = args[1:]
 		if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
-			errs, err := applyConfig(f.Value.String(), fs)
+			errs, err := applyConfig(f.Value.String(), fs, c.name)
 			if err == nil && len(errs) > 0 {
 				err = errors.Join(func() []error {
 					var out []error

@@ -134,7 +134,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"analyze", "--format", "sendmail", "x"}, "known formats are exchange-msgtrk, exchange-smtp, exim, postfix"},
 		{[]string{"analyze", "--trusted-networks", "10.0.0.0/99", "x"}, "trusted networks"},
 		{[]string{"analyze", "--no-such-flag", "x"}, "unknown flag: --no-such-flag"},
-		{[]string{"analyze", "--spike-factor", "0.5", "x"}, "spike factor"},
+		{[]string{"analyze", "--spike-factor", "0.5", "x"}, "--spike-factor"},
 		{[]string{"analyze", "--year", "26", "x"}, "--year 26"},
 		{[]string{"analyze", "--timezone", "Mars/Olympus", "x"}, "--timezone"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
+
+	"github.com/relaywatch/relaywatch/parsers/source"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -39,7 +41,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-var listenRE = regexp.MustCompile(`serving /metrics on (\S+)`)
+var listenRE = regexp.MustCompile(`serving /metrics.* addr=(\S+)`)
 
 // waitUntil polls cond (the state of a server or a file, not the passing of
 // time) until it holds.
@@ -210,7 +212,11 @@ func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
 	if err != nil || json.Unmarshal(data, &st) != nil {
 		t.Fatalf("state: %v", err)
 	}
-	if p := st.Positions[log]; p == nil || p.Offset != int64(len(sample)) || len(st.OpenAlerts) != 6 {
+	positions, _, err := source.LoadPositions(filepath.Join(dir, "state", "positions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := positions[log]; !ok || p.Offset != int64(len(sample)) || len(st.OpenAlerts) != 6 {
 		t.Errorf("state: position %+v, %d open alerts", p, len(st.OpenAlerts))
 	}
 }
