@@ -3,6 +3,7 @@ module github.com/relaywatch/relaywatch
 go 1.26.8
 
 require (
+	github.com/fsnotify/fsnotify v1.6.0
 	github.com/google/go-cmp v0.7.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/common v0.72.0

@@ -143,9 +143,12 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 		if in.Name == source.Stdin {
 			rd, err = source.OpenReader(in.Name, e.stdin)
 		} else {
-			rd, err = source.Open(in)
+			rd, err = source.OpenContext(ctx, in)
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return append(results, res), ctx.Err()
+			}
 			res.Error = err.Error()
 			results = append(results, res)
 			errs = append(errs, err)

@@ -27,6 +27,9 @@ import (
 	"github.com/relaywatch/relaywatch/samples/loggen"
 )
 
+// testBinDir holds the binary that process tests run (buildBinary).
+var testBinDir string
+
 var update = flag.Bool("update", false, "rewrite the samples' expected findings")
 
 func TestMain(m *testing.M) {
@@ -35,7 +38,14 @@ func TestMain(m *testing.M) {
 	// into '#'s and break the golden files.
 	poisonBlocks = true
 	blockSize = 1024
-	os.Exit(m.Run())
+	var err error
+	if testBinDir, err = os.MkdirTemp("", "relaywatch-test-bin"); err != nil {
+		panic(err)
+	}
+	os.Chmod(testBinDir, 0o755) // tests may run the binary as another user
+	code := m.Run()
+	os.RemoveAll(testBinDir)
+	os.Exit(code)
 }
 
 // runCmd runs relaywatch in-process and returns its exit status and output.

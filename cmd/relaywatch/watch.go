@@ -55,7 +55,7 @@ func (o *watchOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", DefaultListen, "HTTP address for /metrics, /healthz and /readyz (\"\" to disable)")
 	fs.StringVar(&o.StateDir, "state-dir", "", "directory for positions and learned state (survives restarts); required")
 	fs.DurationVar(&o.StateInterval, "state-interval", 5*time.Second, "how often positions and state are saved")
-	fs.BoolVar(&o.Poll, "poll", false, "accepted for compatibility: files are always polled (see --poll-interval)")
+	fs.BoolVar(&o.Poll, "poll", false, "no change notifications (inotify): look at files only every --poll-interval (network file systems)")
 	fs.DurationVar(&o.PollInterval, "poll-interval", 250*time.Millisecond, "how often a followed file is looked at for new lines, rotation and truncation when idle")
 	fs.DurationVar(&o.Rescan, "rescan", 5*time.Second, "how often globs are matched again for new files")
 	fs.BoolVar(&o.FromStart, "from-start", false, "read files found at the first start from their beginning (default: from their end)")

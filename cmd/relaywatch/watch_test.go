@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -108,14 +110,26 @@ func waitReady(t *testing.T, addr string) {
 	})
 }
 
-// buildBinary builds relaywatch into dir, for tests that run it as a process.
-func buildBinary(t *testing.T, dir string) string {
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// buildBinary builds relaywatch once per test run, for tests that run it as
+// a process (the dir argument is kept for the callers' sake).
+func buildBinary(t *testing.T, _ string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "relaywatch")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	binaryOnce.Do(func() {
+		binaryPath = filepath.Join(testBinDir, "relaywatch")
+		if out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput(); err != nil {
+			binaryErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
 	}
-	return bin
+	return binaryPath
 }
 
 // startProcess runs the binary with args and waits for its HTTP server.

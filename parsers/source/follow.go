@@ -57,8 +57,9 @@ type FollowConfig struct {
 	// position is read from its beginning when it was created after that
 	// (it appeared while relaywatch was down), and from its end otherwise.
 	Saved time.Time
-	// Poll only changes how often followed files are looked at when idle:
-	// relaywatch always polls (PollInterval); see the README.
+	// Poll turns off change notifications (inotify): files are only
+	// looked at every PollInterval (file systems without notifications).
+	// With notifications, polling stays the safety net.
 	Poll bool
 	// PollInterval is how often an idle file is looked at for new lines,
 	// rotation and truncation (default 250ms).
@@ -130,6 +131,7 @@ type Follower struct {
 	firstScan  bool
 	ready      chan struct{}
 	rescan     chan struct{}
+	notify     *notifier // nil with Poll or where the system has none
 	out        chan<- Batch
 	wg         sync.WaitGroup
 }
@@ -193,6 +195,10 @@ func (f *Follower) Status() []InputStatus {
 // returns once every file was closed. out is the caller's and stays open.
 func (f *Follower) Run(ctx context.Context, out chan<- Batch) error {
 	f.out = out
+	if !f.cfg.Poll {
+		f.notify = newNotifier(f.requestRescan)
+		defer f.notify.close()
+	}
 	tick := time.NewTicker(f.cfg.Rescan)
 	defer tick.Stop()
 	for {
@@ -277,7 +283,7 @@ func (f *Follower) scan(ctx context.Context) {
 		}
 	}
 	for _, p := range start {
-		pf := &pathFollower{f: f, path: p, named: found[p], errs: map[string]uint64{}, done: make(chan struct{}), parent: ctx}
+		pf := &pathFollower{f: f, path: p, named: found[p], errs: map[string]uint64{}, done: make(chan struct{}), parent: ctx, wake: make(chan struct{}, 1)}
 		pf.ctx, pf.cancel = context.WithCancel(ctx)
 		// The first open happens here so that Ready means every file
 		// present at the first scan is open at its starting offset.
@@ -391,6 +397,8 @@ type pathFollower struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	removed atomic.Bool
+	wake    chan struct{} // a change in the directory (notifier)
+	watched bool          // the notifier watches the directory
 
 	mu      sync.Mutex // guards the fields below for status()
 	cur     *openFile
@@ -398,6 +406,14 @@ type pathFollower struct {
 	problem string
 	errs    map[string]uint64
 	size    int64
+}
+
+// wakeUp makes the follower look at its files now.
+func (pf *pathFollower) wakeUp() {
+	select {
+	case pf.wake <- struct{}{}:
+	default:
+	}
 }
 
 // stop stops following the path because no pattern matches it any more.
@@ -603,6 +619,7 @@ func (pf *pathFollower) run() {
 		pf.mu.Unlock()
 	})
 	defer stopClose()
+	defer pf.f.notify.forget(pf)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -613,6 +630,16 @@ func (pf *pathFollower) run() {
 			}
 			return
 		case <-timer.C:
+		case <-pf.wake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		if !pf.watched {
+			pf.watched = pf.f.notify.watch(pf)
 		}
 		pf.step()
 		timer.Reset(pf.f.cfg.PollInterval)
