@@ -647,7 +647,9 @@ func (pf *pathFollower) run() {
 }
 
 // step reads what is new: the old files first (they hold older lines),
-// then the current file; then it looks for rotation and truncation.
+// then the current file; it looks for truncation before reading (a file
+// truncated and written again past our offset must not be read on from
+// there) and for rotation after.
 func (pf *pathFollower) step() {
 	pf.mu.Lock()
 	olds := append([]*openFile(nil), pf.old...)
@@ -665,6 +667,11 @@ func (pf *pathFollower) step() {
 	pf.mu.Unlock()
 	if cur == nil {
 		pf.openCurrent(false, nil)
+		return
+	}
+	if cur.regular && pf.truncated(cur) {
+		pf.restartTruncated(cur)
+		pf.step() // the copy's rest first, then the file from its start
 		return
 	}
 	if !pf.readToEnd(cur) {
@@ -707,8 +714,43 @@ func (pf *pathFollower) readToEnd(of *openFile) bool {
 	}
 }
 
-// checkRotation looks at what the path names now: the same file (perhaps
-// truncated), another file (rotated), or nothing.
+// truncated reports whether the open file is shorter than what was read of
+// it, or no longer starts with the bytes it started with (truncated and
+// written again past our offset).
+func (pf *pathFollower) truncated(cur *openFile) bool {
+	fi, err := cur.fh.Stat()
+	if err != nil {
+		return false
+	}
+	readPos := cur.lr.Offset() + int64(cur.lr.Pending())
+	return fi.Size() < readPos || !cur.id.startsFile(cur.fh)
+}
+
+// restartTruncated handles copytruncate: the lines written between our
+// last read and the truncation are only in the copy, a sibling that starts
+// with the same bytes. Its rest is queued, and the file is read again from
+// its start.
+func (pf *pathFollower) restartTruncated(cur *openFile) {
+	offset := cur.lr.Offset()
+	if cand, ok := findRotated(pf.path, cur.id, cur.key); ok {
+		pf.addOld(cand, offset, "truncated (copytruncate)")
+	} else {
+		pf.f.log.Warn("file was truncated and its copy was not found: lines written just before may be missing", "file", pf.path, "offset", offset)
+	}
+	if _, err := cur.fh.Seek(0, io.SeekStart); err != nil {
+		pf.retire(cur, "truncated")
+		return
+	}
+	if fi, err := cur.fh.Stat(); err == nil {
+		cur.id, _ = identityOfFile(cur.fh, fi)
+	}
+	cur.lr = NewLineReader(cur.fh, 0, pf.f.cfg.MaxLineLength)
+	cur.tooLong = 0
+	pf.f.log.Info("file truncated: reading it from its start", "file", pf.path)
+}
+
+// checkRotation looks at what the path names now: the same file, another
+// file (rotated: the old one is read on until quiet), or nothing.
 func (pf *pathFollower) checkRotation(cur *openFile) {
 	fi, err := os.Stat(pf.path)
 	if err != nil {
@@ -726,38 +768,10 @@ func (pf *pathFollower) checkRotation(cur *openFile) {
 		pf.openCurrent(false, nil)
 		return
 	}
-	readPos := cur.lr.Offset() + int64(cur.lr.Pending())
-	truncated := fi.Size() < readPos
-	if !truncated && cur.id.FingerprintLen == fingerprintSize && readPos >= fingerprintSize {
-		if now, _, err := IdentityOf(pf.path); err == nil && now.Fingerprint != cur.id.Fingerprint {
-			truncated = true // truncated and written again past our offset
-		}
+	if pf.truncated(cur) {
+		pf.restartTruncated(cur)
+		pf.step()
 	}
-	if !truncated {
-		return
-	}
-	// Copytruncate: the lines written between our last read and the
-	// truncation are only in the copy, a sibling that starts with the same
-	// bytes. Read its rest first, then the file from its start.
-	offset := cur.lr.Offset()
-	if cand, ok := findRotated(pf.path, cur.id, cur.key); ok {
-		pf.addOld(cand, offset, "truncated (copytruncate)")
-	} else {
-		pf.f.log.Warn("file was truncated and its copy was not found: lines written just before may be missing", "file", pf.path, "offset", offset)
-	}
-	if _, err := cur.fh.Seek(0, io.SeekStart); err != nil {
-		pf.retire(cur, "truncated")
-		return
-	}
-	fi2, err := cur.fh.Stat()
-	if err == nil {
-		cur.id, _ = identityOfFile(cur.fh, fi2)
-	}
-	cur.lr = NewLineReader(cur.fh, 0, pf.f.cfg.MaxLineLength)
-	cur.tooLong = 0
-	pf.f.log.Info("file truncated: reading it from its start", "file", pf.path)
-	// Read the copy before the truncated file's new lines.
-	pf.step()
 }
 
 // retire moves the current file to the old files, read until quiet.
