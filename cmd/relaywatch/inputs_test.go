@@ -230,10 +230,13 @@ func TestWatchUnreadableFiles(t *testing.T) {
 	})
 	// Rotation to an unreadable file.
 	appendTo(t, log, lines[100:200])
+	// logrotate's create 0600 root root: the new file appears unreadable.
+	next := log + ".new"
+	appendTo(t, next, lines[200:300])
+	os.Chmod(next, 0o600)
+	owner(next)
 	os.Rename(log, log+".1")
-	appendTo(t, log, lines[200:300])
-	os.Chmod(log, 0o600)
-	owner(log)
+	os.Rename(next, log)
 	waitUntil(t, 10*time.Second, "the rest of the old file and the new problem", func() bool {
 		m := scrape(t, addr)
 		return m[`relaywatch_input_lines_total`+key] == 200 && m[`relaywatch_input_up`+key] == 0

@@ -133,24 +133,13 @@ type watcher struct {
 	started  time.Time
 
 	mu        sync.Mutex // guards everything below and the detector
-	inputs    map[string]*inputState
-	counts    formatCounts
+	live      *stream.Live
 	positions source.Positions
 	lastWall  time.Time // wall clock of the last line
 	saves     uint64
 	saveFails uint64
 	ready     atomic.Bool
 	buf       []parsers.Event
-}
-
-// inputState is the watcher's view of one input (a followed path, stdin or
-// a journal).
-type inputState struct {
-	stage    *stream.Stage
-	counted  parsers.LineCounts // the stage's counts already added to w.counts
-	lastLine time.Time          // wall clock
-	since    time.Time          // wall clock when first seen
-	lines    uint64
 }
 
 // runWatch is `relaywatch watch`.
@@ -167,7 +156,10 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	if err != nil {
 		return err
 	}
-	w := &watcher{o: o, e: e, log: log, res: res, inputs: map[string]*inputState{}, counts: formatCounts{}, started: time.Now()}
+	w := &watcher{o: o, e: e, log: log, res: res, started: time.Now()}
+	w.live = stream.NewLive(res.registry, res.format, func() parsers.Options {
+		return parsers.Options{Year: o.input.Year, ModTime: time.Now(), Location: res.location}
+	})
 	if w.state, err = openState(o.StateDir); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -209,7 +201,7 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	var files []string
 	for _, a := range args {
 		if a == source.Stdin {
-			w.input(source.Stdin)
+			w.live.Add(source.Stdin, w.started)
 			// Not waited for: a read from a terminal cannot be interrupted.
 			go func() {
 				if err := source.ReadStream(rctx, source.Stdin, e.stdin, 0, batches); err != nil && rctx.Err() == nil {
@@ -220,7 +212,7 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 		}
 		files = append(files, a)
 		if !strings.ContainsAny(a, "*?[") {
-			w.input(a) // its series exist from the start, even while it cannot be read
+			w.live.Add(a, w.started) // its series exist from the start, even while it cannot be read
 		}
 	}
 	if len(files) > 0 {
@@ -233,7 +225,7 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 		go func() { defer followers.Done(); w.follower.Run(rctx, batches) }()
 	}
 	for _, unit := range o.Journal {
-		w.input(source.JournalInput(unit))
+		w.live.Add(source.JournalInput(unit), w.started)
 		name := strings.NewReplacer("/", "_", "@", "_").Replace(unit)
 		followers.Add(1)
 		go func() {
@@ -330,49 +322,19 @@ func newLogger(w io.Writer, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// input returns the state of an input, creating it; w.mu is held or the
-// watcher is starting.
-func (w *watcher) input(name string) *inputState {
-	in := w.inputs[name]
-	if in == nil {
-		now := time.Now()
-		in = &inputState{
-			stage: stream.NewStage(w.res.registry, w.res.format, parsers.Options{Year: w.o.input.Year, ModTime: now, Location: w.res.location}),
-			since: now,
-		}
-		w.inputs[name] = in
-	}
-	return in
-}
-
 // handle parses a batch of lines of one input and hands their events to
 // detection; the input's position advances only after that.
 func (w *watcher) handle(b *source.Batch) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.positions.Advance(b)
-	if b.Closed {
-		delete(w.inputs, b.Input) // its series go with it
-		return
-	}
-	in := w.input(b.Input)
 	now := time.Now()
 	if len(b.Lines) > 0 {
-		in.lastLine, w.lastWall = now, now
-		in.lines += uint64(len(b.Lines))
+		w.lastWall = now
 	}
-	in.stage.CountTooLong(b.TooLong)
-	w.buf = w.buf[:0]
-	for _, line := range b.Lines {
-		w.buf = in.stage.Parse(line, w.buf)
-	}
-	format := "unknown"
-	if f, ok := in.stage.Format(); ok {
-		format = f.Name
-	}
-	w.counts.add(format, &in.counted, in.stage.Counts(), w.buf)
+	w.buf = w.live.Handle(b, now, w.buf[:0])
 	w.pipe.handle(w.buf)
 	clear(w.buf)
+	w.positions.Advance(b)
 }
 
 // handleQueued hands over the batches already queued, without waiting.

@@ -32,35 +32,6 @@ func (w *watcher) handler() http.Handler {
 	return mux
 }
 
-// formatCounts are the lines and events read, by the format they were
-// counted under. A line is counted once, under the format known when it
-// was parsed or dropped ("unknown" before sniffing decided), so that no
-// series jumps.
-type formatCounts map[string]*formatCount
-
-type formatCount struct {
-	lines parsers.LineCounts
-	kinds [kindCount]uint64
-}
-
-// add adds what a stage counted since counted, and the kinds of evs.
-func (c formatCounts) add(format string, counted, now *parsers.LineCounts, evs []parsers.Event) {
-	fc := c[format]
-	if fc == nil {
-		fc = &formatCount{}
-		c[format] = fc
-	}
-	for i := range now {
-		fc.lines[i] += now[i] - counted[i]
-	}
-	*counted = *now
-	for i := range evs {
-		if k := evs[i].Kind; int(k) < kindCount {
-			fc.kinds[k]++
-		}
-	}
-}
-
 var (
 	descFileOffset  = prometheus.NewDesc("relaywatch_file_offset_bytes", "Read offset of a followed file.", []string{"file"}, nil)
 	descFileBehind  = prometheus.NewDesc("relaywatch_file_behind_bytes", "Bytes of a followed file not read yet.", []string{"file"}, nil)
@@ -107,8 +78,10 @@ func (c watchCollector) Collect(ch chan<- prometheus.Metric) {
 	if !det.Now().IsZero() {
 		m.lastEvent = float64(det.Now().UnixNano()) / 1e9
 	}
-	for format, fc := range w.counts {
-		m.addInput(format, &fc.lines, &fc.kinds)
+	for format, fc := range w.live.Formats() {
+		var kinds [kindCount]uint64
+		copy(kinds[:], fc.Kinds[:])
+		m.addInput(format, &fc.Lines, &kinds)
 	}
 	type inputMetric struct {
 		name  string
@@ -117,15 +90,17 @@ func (c watchCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var ims []inputMetric
 	now := time.Now()
-	for name, in := range w.inputs {
-		last := in.lastLine
+	known := map[string]bool{}
+	for _, in := range w.live.Inputs() {
+		last := in.LastLine
 		if last.IsZero() {
-			last = in.since
+			last = in.Since
 		}
-		ims = append(ims, inputMetric{name, in.lines, now.Sub(last).Seconds()})
+		known[in.Name] = true
+		ims = append(ims, inputMetric{in.Name, in.Lines, now.Sub(last).Seconds()})
 	}
 	for name := range status {
-		if _, ok := w.inputs[name]; !ok {
+		if !known[name] {
 			// Matched but never read (missing, unreadable, or quiet).
 			ims = append(ims, inputMetric{name, 0, now.Sub(w.started).Seconds()})
 		}
