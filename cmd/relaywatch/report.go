@@ -109,6 +109,9 @@ type jsonInput struct {
 	Format string    `json:"format,omitempty"`
 	Lines  jsonLines `json:"lines"`
 	Error  string    `json:"error,omitempty"`
+	// Warning says when an input gave no usable line (empty, wrong
+	// --format, only over-long lines): never a quiet "Findings: none".
+	Warning string `json:"warning"`
 }
 
 type jsonLines map[string]uint64
@@ -167,7 +170,7 @@ func (r *report) json() jsonReport {
 	}
 	for i := range r.inputs {
 		in := &r.inputs[i]
-		j.Inputs = append(j.Inputs, jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines), Error: in.Error})
+		j.Inputs = append(j.Inputs, jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines), Error: in.Error, Warning: in.warning()})
 	}
 	return j
 }
@@ -187,6 +190,8 @@ func (r *report) writeText(w io.Writer) {
 	for _, in := range r.inputs {
 		if in.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", in.Error)
+		} else if warn := in.warning(); warn != "" {
+			fmt.Fprintf(w, "  warning: %s\n", warn)
 		}
 	}
 	if hosts := r.hostList(); len(hosts) > 0 {
