@@ -669,12 +669,13 @@ func (pf *pathFollower) step() {
 		pf.openCurrent(false, nil)
 		return
 	}
-	if cur.regular && pf.truncated(cur) {
+	ok, truncated := pf.readChecked(cur, cur.regular)
+	if truncated {
 		pf.restartTruncated(cur)
 		pf.step() // the copy's rest first, then the file from its start
 		return
 	}
-	if !pf.readToEnd(cur) {
+	if !ok {
 		return
 	}
 	if cur.regular {
@@ -685,7 +686,18 @@ func (pf *pathFollower) step() {
 // readToEnd reads a file up to its current end and sends the lines; false
 // when the follower is stopping.
 func (pf *pathFollower) readToEnd(of *openFile) bool {
+	ok, _ := pf.readChecked(of, false)
+	return ok
+}
+
+// readChecked is readToEnd that, with check, looks for truncation before
+// every read (a file truncated and written again past our offset must not
+// be read on from there) and stops when it finds one.
+func (pf *pathFollower) readChecked(of *openFile, check bool) (ok, truncated bool) {
 	for {
+		if check && pf.truncated(of) {
+			return true, true
+		}
 		lines, err := of.lr.Read(nil)
 		tl := of.lr.TooLong() - of.tooLong
 		of.tooLong = of.lr.TooLong()
@@ -693,23 +705,24 @@ func (pf *pathFollower) readToEnd(of *openFile) bool {
 			of.lastData = time.Now()
 			if of.regular && of.id.FingerprintLen < fingerprintSize {
 				// The file was short when first seen: its identity covers
-				// more of its first bytes now.
-				if fi, err := of.fh.Stat(); err == nil {
-					of.id, _ = identityOfFile(of.fh, fi)
+				// more of its first bytes now, if they still start as
+				// before (else it was truncated: the next step sees it).
+				if id, ok := of.id.extend(of.fh); ok {
+					of.id = id
 				}
 			}
 			b := Batch{Input: pf.path, Positioned: of.regular, File: of.id, End: of.lr.Offset(), Lines: lines, TooLong: tl}
 			select {
 			case pf.f.out <- b:
 			case <-pf.ctx.Done():
-				return false
+				return false, false
 			}
 		}
 		if err != nil {
 			if err != io.EOF && !errors.Is(err, io.ErrNoProgress) && !errors.Is(err, os.ErrClosed) {
 				pf.setProblem("read", err)
 			}
-			return pf.ctx.Err() == nil
+			return pf.ctx.Err() == nil, false
 		}
 	}
 }

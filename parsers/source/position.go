@@ -78,6 +78,24 @@ func (id Identity) startsFile(f *os.File) bool {
 	return fingerprint(buf) == id.Fingerprint
 }
 
+// extend returns the identity over more of the file's first bytes (up to
+// fingerprintSize), provided they still start with the bytes id covers: one
+// read, so that a truncation meanwhile cannot slip a new file's bytes into
+// an old identity.
+func (id Identity) extend(f *os.File) (Identity, bool) {
+	buf := make([]byte, fingerprintSize)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return id, false
+	}
+	if n < id.FingerprintLen || (id.FingerprintLen > 0 && fingerprint(buf[:id.FingerprintLen]) != id.Fingerprint) {
+		return id, false
+	}
+	out := id
+	out.Fingerprint, out.FingerprintLen = fingerprint(buf[:n]), n
+	return out, true
+}
+
 // sameFirstBytes reports whether the file at path starts with the bytes
 // id's fingerprint covers.
 func sameFirstBytes(path string, id Identity) bool {
