@@ -467,3 +467,48 @@ func TestWatchReloadsPolicyOnSIGHUP(t *testing.T) {
 		t.Errorf("SIGTERM: %v\n%s", err, errOut.String())
 	}
 }
+
+// TestCheckConfigRunsTheStartChecks: check-config runs the very checks
+// watch (or analyze, with --for) runs at start, names each problem with the
+// line of its setting, in line order, and one file serves both commands.
+func TestCheckConfigRunsTheStartChecks(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "both.yml")
+	os.WriteFile(cfg, []byte("# one file for the sidecar and the nightly report\n"+
+		"output: json\n"+ // analyze's
+		"state-interval: -1s\n"+
+		"rescan: 0s\n"+
+		"listen: 9792\n"+
+		"local-domains: [example.org]\n"+
+		"fail-on: sometimes\n"+ // analyze's, wrong: only --for analyze says so
+		"state-dir: "+dir+"\n"), 0o644)
+	code, _, errOut := runCmd(t, "", "check-config", cfg)
+	if code != exitUsage {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		if strings.HasPrefix(l, cfg+":line") {
+			got = append(got, strings.TrimPrefix(l, cfg+":"))
+		}
+	}
+	want := []string{"line 3: state-interval", "line 4: rescan", "line 5: listen"}
+	if len(got) != len(want) {
+		t.Fatalf("check-config said:\n%s\nwant %d problems %v", errOut, len(want), want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("problem %d: %q, want %q...", i, got[i], want[i])
+		}
+	}
+	// watch refuses to start on the same file, with the same words.
+	code, _, errOut = runCmd(t, "", "watch", "--config", cfg, "mail.log")
+	if code != exitUsage || !strings.Contains(errOut, "--state-interval -1s: must be positive") {
+		t.Errorf("watch --config: exit %d %s", code, errOut)
+	}
+	// For analyze, the watch settings are accepted and analyze's own checked.
+	code, _, errOut = runCmd(t, "", "check-config", "--for", "analyze", cfg)
+	if code != exitUsage || !strings.Contains(errOut, "line 7: fail-on") || strings.Contains(errOut, "state-interval") {
+		t.Errorf("check-config --for analyze: exit %d %s", code, errOut)
+	}
+}
