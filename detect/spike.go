@@ -104,6 +104,15 @@ func (s *spikeRule) count(d *Detector, e *parsers.Event, m *message) {
 	}
 }
 
+// countForwarded records one forwarded delivery: under "all" (forwarded
+// spam gets a server blocklisted too) and "forwarded", never under the
+// client or sender that sent it to the local recipient.
+func (s *spikeRule) countForwarded(d *Detector, e *parsers.Event, m *message) {
+	ws := e.Time.Truncate(s.cfg.Window)
+	s.countKey(d, e, m, spikeKey{kind: "all"}, ws, false)
+	s.countKey(d, e, m, spikeKey{kind: "forwarded"}, ws, false)
+}
+
 func (s *spikeRule) countKey(d *Detector, e *parsers.Event, m *message, k spikeKey, ws time.Time, stranger bool) {
 	st, ok := s.keys.get(k)
 	if !ok {

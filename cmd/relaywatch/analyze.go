@@ -184,6 +184,8 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	if readErr != nil && !errors.Is(readErr, errInput) {
 		return readErr
 	}
+	det.Flush() // the end of the input: copies still waiting for a parent are judged
+	alerts.manager.Advance(det.Now())
 	rep.elapsed = time.Since(start)
 	rep.fill(results, totals.Totals(), det)
 	alerts.manager.Advance(det.Now())

@@ -118,6 +118,8 @@ type jsonCorrelation struct {
 	Evicted         uint64 `json:"evicted"`
 	Expired         uint64 `json:"expired"`
 	UnknownOrigin   uint64 `json:"deliveries_of_unknown_origin"`
+	ParentNeverSeen uint64 `json:"copies_parent_never_seen"`
+	HopsUnconfirmed uint64 `json:"hops_unconfirmed"`
 	FindingsDropped uint64 `json:"findings_dropped"`
 }
 
@@ -157,6 +159,7 @@ func (r *report) json() jsonReport {
 		Correlation: jsonCorrelation{
 			Messages: r.stats.Messages, Evicted: r.stats.MessagesEvicted, Expired: r.stats.MessagesExpired,
 			UnknownOrigin: r.stats.UnknownOrigin, FindingsDropped: r.stats.FindingsDropped,
+			ParentNeverSeen: r.stats.ParentNeverSeen, HopsUnconfirmed: r.stats.HopsUnconfirmed,
 		},
 		Learned:  append([]string{}, r.learned...),
 		Findings: append([]detect.Finding{}, r.findings...),
@@ -216,15 +219,15 @@ func (r *report) writeText(w io.Writer) {
 	row(uint64(t.Recipients), "recipients"+approx)
 
 	fmt.Fprintln(w, "\nDeliveries by class")
-	var byClass [4]uint64
+	var byClass [len(detect.Stats{}.Deliveries)]uint64
 	for c, st := range r.stats.Deliveries {
 		for _, n := range st {
 			byClass[c] += n
 		}
 	}
-	fmt.Fprintf(w, "  local %s, inbound %s, outbound %s (relayed for strangers %s), content-filter hops %s\n",
+	fmt.Fprintf(w, "  local %s, inbound %s, outbound %s (relayed for strangers %s), forwarded %s, content-filter hops %s\n",
 		humanInt(byClass[detect.DeliveryLocal]), humanInt(byClass[detect.DeliveryInbound]), humanInt(byClass[detect.DeliveryOutbound]),
-		humanInt(r.stats.RelayedByStranger), humanInt(byClass[detect.DeliveryHop]))
+		humanInt(r.stats.RelayedByStranger), humanInt(byClass[detect.DeliveryForwarded]), humanInt(byClass[detect.DeliveryHop]))
 	if len(r.learned) > 0 {
 		fmt.Fprintf(w, "  local domains learned: %s\n", strings.Join(truncateList(r.learned, 10), ", "))
 	}

@@ -42,6 +42,11 @@ func Summary(e parsers.Event) string {
 	}
 	add("to", e.To)
 	add("orig_to", e.OrigTo)
+	add("orig_queue_id", e.OrigQueueID)
+	add("requeued", e.Requeued)
+	if e.Forwarded {
+		add("forwarded", "true")
+	}
 	add("relay", e.Relay)
 	add("delay", e.Delay)
 	add("status", e.Status.String())

@@ -64,13 +64,19 @@ func (p *Parser) Parse(line string, dst []parsers.Event) ([]parsers.Event, parse
 	if !p.header.Parse(line, h) {
 		return dst, parsers.Malformed
 	}
-	if !IsPostfixProgram(h.Program) {
+	d := ""
+	switch {
+	case IsPostfixProgram(h.Program):
+		d = daemon(h.Program)
+	case IsAmavisProgram(h.Program):
+		d = "amavis"
+	default:
 		return dst, parsers.Irrelevant
 	}
 	dst = append(dst, parsers.Event{})
 	e := &dst[len(dst)-1]
 	e.Time, e.YearGuessed, e.Host, e.Program, e.Line = h.Time, h.YearGuessed, h.Host, h.Program, line
-	r := parseMessage(e, daemon(h.Program), h.Message)
+	r := parseMessage(e, d, h.Message)
 	if r != parsers.Parsed {
 		dst = dst[:len(dst)-1]
 	}
@@ -83,7 +89,11 @@ func (p *Parser) Parse(line string, dst []parsers.Event) ([]parsers.Event, parse
 func ParseMessage(program, message string, dst []parsers.Event) ([]parsers.Event, parsers.Result) {
 	dst = append(dst, parsers.Event{Program: program, Line: message})
 	e := &dst[len(dst)-1]
-	r := parseMessage(e, daemon(program), message)
+	d := daemon(program)
+	if IsAmavisProgram(program) {
+		d = "amavis"
+	}
+	r := parseMessage(e, d, message)
 	if r != parsers.Parsed {
 		dst = dst[:len(dst)-1]
 	}
@@ -97,6 +107,17 @@ func IsPostfixProgram(prog string) bool {
 		return false
 	}
 	return prog[7] == '/' || prog[7] == '-'
+}
+
+// IsAmavisProgram reports whether a syslog program name is amavisd-new's
+// ("amavis", "amavisd", "amavisd-new"), the content filter whose lines
+// Postfix logs often carry.
+func IsAmavisProgram(prog string) bool {
+	switch prog {
+	case "amavis", "amavisd", "amavisd-new":
+		return true
+	}
+	return false
 }
 
 // Instance returns the instance part of a program name, "postfix" for
@@ -162,6 +183,8 @@ func parseMessage(e *parsers.Event, daemon, msg string) parsers.Result {
 		return r
 	case "bounce":
 		return parseBounce(e, msg)
+	case "amavis":
+		return parseAmavis(e, msg)
 	case "pickup":
 		return parsePickup(e, msg)
 	case "postsuper":
