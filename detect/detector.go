@@ -148,7 +148,8 @@ type message struct {
 	maybeCopy  bool // accepted from loopback, no parent known yet: outbound deliveries are held
 	copySince  time.Time
 	held       []held
-	evidence   []byte // up to maxMessageEvidence log lines, '\n'-separated
+	redirects  []redirect // recipients rewritten before delivery (Exchange REDIRECT, EXPAND)
+	evidence   []byte     // up to maxMessageEvidence log lines, '\n'-separated
 	lastSeen   time.Time
 	deferred   bool
 	counted    uint8 // rules that already counted this message (bit per rule)
@@ -299,6 +300,8 @@ func (d *Detector) Handle(e *parsers.Event) {
 		d.delivery(e)
 	case parsers.KindRequeued:
 		d.requeued(e)
+	case parsers.KindRedirect:
+		d.message(e, false).addRedirect(e.To, e.OrigTo)
 	case parsers.KindRemoved:
 		d.msgs.remove(d.key(e))
 	}
@@ -443,7 +446,11 @@ func (d *Detector) classifyDelivery(e *parsers.Event, m *message) (DeliveryClass
 		}
 		return DeliveryInbound, domain
 	}
-	if m.forward || d.isForward(e.OrigTo, e.To) {
+	orig := e.OrigTo
+	if orig == "" && len(m.redirects) > 0 {
+		orig = m.redirectedFrom(e.To)
+	}
+	if m.forward || d.isForward(orig, e.To) {
 		return DeliveryForwarded, domain
 	}
 	return DeliveryOutbound, domain

@@ -26,3 +26,35 @@ func routingSyntax(addr string) bool {
 	}
 	return strings.HasPrefix(addr, "@") || strings.ContainsAny(local, "%!@\":")
 }
+
+// redirect is one recipient rewrite logged apart from the delivery.
+type redirect struct{ to, orig string }
+
+// maxRedirects bounds the rewrites remembered per message.
+const maxRedirects = 32
+
+func (m *message) addRedirect(to, orig string) {
+	if to == "" || orig == "" || len(m.redirects) >= maxRedirects {
+		return
+	}
+	m.redirects = append(m.redirects, redirect{strings.Clone(to), strings.Clone(orig)})
+}
+
+// redirectedFrom returns the recipient that to replaced, following a chain
+// of rewrites to the first ("" when to was not rewritten).
+func (m *message) redirectedFrom(to string) string {
+	orig := ""
+	for range m.redirects {
+		found := false
+		for _, r := range m.redirects {
+			if strings.EqualFold(r.to, to) {
+				orig, to, found = r.orig, r.orig, true
+				break
+			}
+		}
+		if !found {
+			break
+		}
+	}
+	return orig
+}

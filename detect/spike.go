@@ -145,8 +145,11 @@ func (s *spikeRule) countKey(d *Detector, e *parsers.Event, m *message, k spikeK
 // describe writes a spike finding's summary and next step.
 func (s *spikeRule) describe(f *Finding) {
 	what := f.Key
-	if what == "all" {
+	switch what {
+	case "all":
 		what = "all outbound mail of " + serverName(f.Host)
+	case "forwarded":
+		what = "mail forwarded by " + serverName(f.Host) + " for local recipients (aliases, .forward, redirects)"
 	}
 	f.Summary = fmt.Sprintf("outbound spike: %s sent %d deliveries to foreign domains in %v (baseline %.1f per window, threshold %.0f)", what, f.Count, s.cfg.Window, f.Baseline, math.Max(float64(s.cfg.Min), s.cfg.Factor*f.Baseline))
 	f.NextStep = "See who is sending (postqueue -p | tail; qshape deferred). If an account is compromised, disable it and reset its password; if a host, block it; then hold or purge its queued mail (postsuper -h / -d)."
