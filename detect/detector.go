@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"sort"
 	"strings"
@@ -83,6 +84,10 @@ type Config struct {
 	// LearnPeriod is the event time, from the baseline's first event,
 	// during which new relayers are learned without a warning. Default 24h.
 	LearnPeriod time.Duration
+	// Advice, if set, returns the next steps of the MTA that logged under
+	// a program name (parsers/all's registry AdviceFor); without it, or
+	// for an unknown program, next steps name Postfix and Exim both.
+	Advice func(program string) *parsers.Advice
 	// OnFinding, if set, is called from Handle when a finding first reaches
 	// its threshold and again when it has grown: its count doubled, its
 	// severity rose, or a spike hit a new window. It gets a copy.
@@ -113,21 +118,26 @@ type Stats struct {
 // Detector correlates events into messages and runs the rules. It is not safe
 // for concurrent use: feed it events in order from one goroutine.
 type Detector struct {
-	cfg       Config
-	policy    *Policy
-	msgs      *lru[msgKey, *message]
-	pending   *lru[msgKey, *pendingParent] // hand-offs to a copy not yet seen, by host and id
-	copies    *lru[msgKey, *message]       // arrivals from loopback that may be a copy, by host and id
-	linked    *lru[msgKey, struct{}]       // copies already linked to their parent, by host and id
-	heldCount int
-	findings  map[findingKey]*Finding
-	order     []findingKey
-	spike     *spikeRule
-	hourly    map[int64]uint64 // outbound deliveries by Unix hour
-	names     interner         // host and instance names
-	stats     Stats
-	now       time.Time
-	start     time.Time
+	cfg           Config
+	policy        *Policy
+	msgs          *lru[msgKey, *message]
+	pending       *lru[msgKey, *pendingParent] // hand-offs to a copy not yet seen, by host and id
+	copies        *lru[msgKey, *message]       // arrivals from loopback that may be a copy, by host and id
+	linked        *lru[msgKey, struct{}]       // copies already linked to their parent, by host and id
+	heldCount     int
+	relayers      *lru[string, *relayer]        // relaying clients' counts, for their incidents
+	causes        *lru[findingKey, *spikeCause] // which client caused a spike on all or a sender domain
+	incidentRcpts int                           // distinct recipients kept for all relayers
+	seed          maphash.Seed
+	mta           string // program of the first delivery, for advice on spikes
+	findings      map[findingKey]*Finding
+	order         []findingKey
+	spike         *spikeRule
+	hourly        map[int64]uint64 // outbound deliveries by Unix hour
+	names         interner         // host and instance names
+	stats         Stats
+	now           time.Time
+	start         time.Time
 }
 
 type msgKey struct{ host, instance, id string }
@@ -159,6 +169,7 @@ const (
 	countedF2F = 1 << iota
 	countedUnknown
 	countedNewRelayer
+	countedIncident
 )
 
 // New returns a detector.
@@ -198,6 +209,9 @@ func New(cfg Config) (*Detector, error) {
 		pending:  newLRU[msgKey, *pendingParent](maxPendingParents),
 		copies:   newLRU[msgKey, *message](maxCopies),
 		linked:   newLRU[msgKey, struct{}](maxLinked),
+		relayers: newLRU[string, *relayer](cfg.MaxFindings),
+		causes:   newLRU[findingKey, *spikeCause](cfg.MaxFindings),
+		seed:     maphash.MakeSeed(),
 		findings: map[findingKey]*Finding{},
 		spike:    sr,
 		hourly:   map[int64]uint64{},
@@ -465,6 +479,9 @@ func (d *Detector) countDelivery(class DeliveryClass, status parsers.Status) {
 
 func (d *Detector) delivery(e *parsers.Event) {
 	m := d.message(e, false)
+	if d.mta == "" {
+		d.mta = strings.Clone(e.Program)
+	}
 	if e.Requeued != "" && e.Status == parsers.StatusSent {
 		if e.Forwarded {
 			// local(8) "forwarded as ID": the copy's deliveries are
@@ -541,6 +558,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 // outbound delivery of a message from a client that may not relay.
 func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 	key := m.clientIP
+	d.noteRelayed(e, m)
 	senderDomain := Domain(m.from)
 	localSender := senderDomain != "" && d.policy.IsLocalDomain(senderDomain)
 	if f := d.finding(RuleUnknownRelayingClient, key, e, SeverityCritical); f != nil {
@@ -682,14 +700,23 @@ func (d *Detector) describe(f *Finding) {
 	case f.Rule == RuleForeignToForeign:
 		f.Summary = fmt.Sprintf("%s is relaying mail for strangers: sender and recipient domains are both foreign (%d messages, %d deliveries)", serverName(f.Host), f.Count, f.Recipients)
 		f.NextStep = "Close the open relay now (Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, and a narrow mynetworks; Exim: relay_from_hosts), block " + key + " at the firewall, purge the queued spam (postqueue -p; postsuper -d), then check this server's IP on the blocklists."
+		if a, sender := d.relayerAdvice(key); a != nil {
+			f.NextStep = a.For(a.CloseRelay, key, sender)
+		}
 	case f.Rule == RuleUnknownRelayingClient && f.Severity == SeverityCritical:
 		f.Summary = fmt.Sprintf("%s relays mail to foreign domains without authenticating, from outside the trusted networks (%d messages, %d deliveries)", f.subject, f.Count, f.Recipients)
 		f.NextStep = "Find out why " + key + " may relay: check smtpd_relay_restrictions, smtpd_recipient_restrictions and mynetworks (Postfix) or relay_from_hosts (Exim). If the client is legitimate, add it to --known-clients; if not, close the relay, block " + key + " and purge its messages from the queue (postqueue -p; postsuper -d)."
+		if a, sender := d.relayerAdvice(key); a != nil {
+			f.NextStep = a.For(a.FindOut, key, sender)
+		}
 	case f.Rule == RuleUnknownRelayingClient:
 		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
 		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
 	case f.Rule == RuleOutboundSpike:
 		d.spike.describe(f)
+		if a := d.advice(d.mta); a != nil {
+			f.NextStep = a.Spike
+		}
 	}
 }
 

@@ -136,6 +136,9 @@ func (s *spikeRule) countKey(d *Detector, e *parsers.Event, m *message, k spikeK
 			f.Count, f.WindowStart, f.WindowEnd, f.Baseline = st.count, ws, ws.Add(s.cfg.Window), math.Round(st.ewma*10)/10
 		}
 		f.Recipients++
+		if k.kind != "client" {
+			d.noteSpikeCause(findingKey{RuleOutboundSpike, f.Key}, m)
+		}
 		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
 		d.notify(f)

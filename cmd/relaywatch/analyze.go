@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/relaywatch/relaywatch/detect"
+	"github.com/relaywatch/relaywatch/parsers/all"
 	"github.com/relaywatch/relaywatch/parsers/stream"
 )
 
@@ -95,6 +96,7 @@ func (o *policyOptions) detector(onFinding func(detect.Finding)) (*detect.Detect
 		Baseline:        baseline,
 		LearnPeriod:     o.LearnPeriod,
 		OnFinding:       onFinding,
+		Advice:          all.Formats().AdviceFor,
 		Spike: detect.SpikeConfig{
 			Window: o.SpikeWindow, Factor: o.SpikeFactor, Min: o.SpikeMin, Alpha: o.SpikeAlpha,
 		},

@@ -28,6 +28,7 @@ type report struct {
 	stats     detect.Stats
 	hourly    []detect.HourCount
 	findings  []detect.Finding
+	incidents []detect.Incident
 	learned   []string
 	noDomains bool
 }
@@ -54,6 +55,7 @@ func (r *report) fill(inputs []inputResult, t detect.Totals, d *detect.Detector)
 	r.stats = d.Stats()
 	r.hourly = d.OutboundByHour()
 	r.findings = d.Findings()
+	r.incidents = d.Incidents()
 	r.learned = d.Policy().LearnedLocalDomains()
 	r.noDomains = len(r.learned) == 0 && !d.Policy().HasConfiguredDomains()
 }
@@ -102,6 +104,8 @@ type jsonReport struct {
 	Correlation jsonCorrelation    `json:"correlation"`
 	Learned     []string           `json:"learned_local_domains"`
 	Findings    []detect.Finding   `json:"findings"`
+	// Incidents group the findings by relaying client.
+	Incidents []detect.Incident `json:"incidents"`
 }
 
 type jsonInput struct {
@@ -161,8 +165,9 @@ func (r *report) json() jsonReport {
 			UnknownOrigin: r.stats.UnknownOrigin, FindingsDropped: r.stats.FindingsDropped,
 			ParentNeverSeen: r.stats.ParentNeverSeen, HopsUnconfirmed: r.stats.HopsUnconfirmed,
 		},
-		Learned:  append([]string{}, r.learned...),
-		Findings: append([]detect.Finding{}, r.findings...),
+		Learned:   append([]string{}, r.learned...),
+		Findings:  append([]detect.Finding{}, r.findings...),
+		Incidents: append([]detect.Incident{}, r.incidents...),
 	}
 	if !r.first.IsZero() {
 		f, l := r.first, r.last
@@ -241,6 +246,7 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintln(w, "\nFindings: none.")
 		return
 	}
+	writeIncidents(w, r.incidents)
 	fmt.Fprintf(w, "\nFindings (%d), worst first\n", len(r.findings))
 	for _, f := range r.findings {
 		fmt.Fprintf(w, "\n[%s] %s  %s", strings.ToUpper(f.Severity.String()), f.Rule, f.Key)

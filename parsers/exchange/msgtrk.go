@@ -14,6 +14,8 @@ func MessageTracking() parsers.Format {
 		Description: "Microsoft Exchange message tracking log (MSGTRK*.LOG), 2010 to 2019",
 		New:         func(o parsers.Options) parsers.Parser { return NewMessageTracking(o) },
 		Sniff:       SniffMessageTracking,
+		OwnsProgram: ownsProgram,
+		Advice:      &Advice,
 	}
 }
 

@@ -28,7 +28,17 @@ func Format() parsers.Format {
 		Description: "Postfix via syslog (RFC 3164, RFC 5424, RFC 3339), journald short-iso or maillog_file",
 		New:         func(o parsers.Options) parsers.Parser { return New(o) },
 		Sniff:       Sniff,
+		OwnsProgram: func(p string) bool { return IsPostfixProgram(p) || IsAmavisProgram(p) },
+		Advice:      &Advice,
 	}
+}
+
+// Advice is the next step for relaying on a Postfix server.
+var Advice = parsers.Advice{
+	MTA:        "Postfix",
+	CloseRelay: "Close the open relay now: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, and a mynetworks as narrow as your own hosts (postconf -n | grep -E 'mynetworks|relay'; postfix reload). Block CLIENT at the firewall, purge its queued spam (postqueue -j | jq -r 'select(.client_address == \"CLIENT\") | .queue_id' | postsuper -d -, or postqueue -p and postsuper -d QUEUEID), then check this server's IP on the blocklists.",
+	FindOut:    "Find out why CLIENT may relay: postconf smtpd_relay_restrictions smtpd_recipient_restrictions mynetworks. If the client is legitimate, add it to mynetworks (and to --known-clients); if not, close the relay, block CLIENT and purge its messages (postqueue -p; postsuper -d QUEUEID).",
+	Spike:      "See who is sending (postqueue -p | tail; qshape deferred). If an account is compromised, disable it and reset its password; if a host, block it; then hold or purge its queued mail (postsuper -h / -d QUEUEID).",
 }
 
 // Parser parses the lines of one Postfix log stream.
