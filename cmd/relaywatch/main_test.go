@@ -253,6 +253,21 @@ func TestTotalsEqualPflogsumm(t *testing.T) {
 			comparePflogsumm(t, log)
 		})
 	}
+	t.Run("real amavis gateway", func(t *testing.T) {
+		// A real log (shared corpus; LGPL, so read in place, not copied)
+		// with amavis re-injection through postfix/10025/smtpd, pickup and
+		// local forwards.
+		var log string
+		for _, dir := range parsertest.CorpusDirs(t, "postfix") {
+			if p := filepath.Join(dir, "pixelpark-postfix-logsums-mail.log"); fileExists(p) {
+				log = p
+			}
+		}
+		if log == "" {
+			t.Skip("the shared corpus is not here")
+		}
+		comparePflogsumm(t, log)
+	})
 	t.Run("generated", func(t *testing.T) {
 		// 60,000 lines of every flow the generator knows, incident included,
 		// in many blocks (so poisoned blocks are reused).
@@ -601,4 +616,9 @@ func TestPushgateway(t *testing.T) {
 	if len(paths) != 1 || paths[0] != "PUT /metrics/job/relaywatch/instance/mail" || !strings.Contains(body, "relaywatch_lines_total") {
 		t.Errorf("push: %v, body %d bytes", paths, len(body))
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
