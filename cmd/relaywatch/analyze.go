@@ -205,7 +205,9 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	if baseline != nil {
 		baseline.MergeLocalDomains(det.Policy().LearnedLocalDomains())
 		if err := baseline.Save(o.policy.Baseline); err != nil {
-			return fmt.Errorf("%w: %w", errInput, err)
+			// The report is still printed, and findings still win.
+			fmt.Fprintf(e.stderr, "relaywatch analyze: --baseline: %v\n", err)
+			readErr = errors.Join(readErr, fmt.Errorf("%w: --baseline: %w", errInput, err))
 		}
 	}
 	switch o.Output {
@@ -218,13 +220,17 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	default:
 		rep.writeText(e.stdout)
 	}
-	if readErr != nil {
-		return readErr
-	}
+	// Exit status for cron: findings at or above --fail-on win over input
+	// errors (exit 1, not 2), so that a wrapper that pages on 1 never misses
+	// a relay because a rotated file vanished; the input errors are on
+	// stderr and in the JSON report either way.
 	for _, f := range rep.findings {
 		if f.Severity >= failOn {
+			if readErr != nil {
+				fmt.Fprintf(e.stderr, "relaywatch analyze: %v\n", readErr)
+			}
 			return errFindings
 		}
 	}
-	return nil
+	return readErr
 }
