@@ -118,26 +118,27 @@ type Stats struct {
 // Detector correlates events into messages and runs the rules. It is not safe
 // for concurrent use: feed it events in order from one goroutine.
 type Detector struct {
-	cfg           Config
-	policy        *Policy
-	msgs          *lru[msgKey, *message]
-	pending       *lru[msgKey, *pendingParent] // hand-offs to a copy not yet seen, by host and id
-	copies        *lru[msgKey, *message]       // arrivals from loopback that may be a copy, by host and id
-	linked        *lru[msgKey, struct{}]       // copies already linked to their parent, by host and id
-	heldCount     int
-	relayers      *lru[string, *relayer]        // relaying clients' counts, for their incidents
-	causes        *lru[findingKey, *spikeCause] // which client caused a spike on all or a sender domain
-	incidentRcpts int                           // distinct recipients kept for all relayers
-	seed          maphash.Seed
-	mta           string // program of the first delivery, for advice on spikes
-	findings      map[findingKey]*Finding
-	order         []findingKey
-	spike         *spikeRule
-	hourly        map[int64]uint64 // outbound deliveries by Unix hour
-	names         interner         // host and instance names
-	stats         Stats
-	now           time.Time
-	start         time.Time
+	cfg            Config
+	policy         *Policy
+	msgs           *lru[msgKey, *message]
+	pending        *lru[msgKey, *pendingParent] // hand-offs to a copy not yet seen, by host and id
+	copies         *lru[msgKey, *message]       // arrivals from loopback that may be a copy, by host and id
+	linked         *lru[msgKey, struct{}]       // copies already linked to their parent, by host and id
+	heldCount      int
+	relayers       *lru[string, *relayer]        // relaying clients' counts, for their incidents
+	causes         *lru[findingKey, *spikeCause] // which client caused a spike on all or a sender domain
+	incidentRcpts  int                           // distinct recipients kept for all relayers
+	seed           maphash.Seed
+	mta            string // program of the first delivery, for advice on spikes
+	relayedDomains tally  // recipient domains of relayed deliveries
+	findings       map[findingKey]*Finding
+	order          []findingKey
+	spike          *spikeRule
+	hourly         map[int64]uint64 // outbound deliveries by Unix hour
+	names          interner         // host and instance names
+	stats          Stats
+	now            time.Time
+	start          time.Time
 }
 
 type msgKey struct{ host, instance, id string }
@@ -314,6 +315,11 @@ func (d *Detector) Handle(e *parsers.Event) {
 		d.delivery(e)
 	case parsers.KindRequeued:
 		d.requeued(e)
+	case parsers.KindReject:
+		if e.RelayDomain {
+			// The server relays for this domain (Postfix relay_recipient_maps).
+			d.policy.LearnLocalDomain(Domain(e.To))
+		}
 	case parsers.KindRedirect:
 		d.message(e, false).addRedirect(e.To, e.OrigTo)
 	case parsers.KindRemoved:
@@ -559,6 +565,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 	key := m.clientIP
 	d.noteRelayed(e, m)
+	d.relayedDomains.add(Domain(e.To))
 	senderDomain := Domain(m.from)
 	localSender := senderDomain != "" && d.policy.IsLocalDomain(senderDomain)
 	if f := d.finding(RuleUnknownRelayingClient, key, e, SeverityCritical); f != nil {

@@ -160,10 +160,14 @@ type Event struct {
 	Requeued string `json:"requeued,omitempty"`
 	// Forwarded is set on a delivery that forwarded the message to other
 	// recipients in the new message Requeued (an alias or .forward).
-	Forwarded bool   `json:"forwarded,omitempty"`
-	Relay     string `json:"relay,omitempty"`
-	Delay     string `json:"delay,omitempty"`
-	Status    Status `json:"status,omitempty"`
+	Forwarded bool `json:"forwarded,omitempty"`
+	// RelayDomain is set on a reject that proves the recipient's domain is
+	// one this server relays for (a gateway or backup MX): Postfix's "User
+	// unknown in relay recipient table".
+	RelayDomain bool   `json:"relay_domain,omitempty"`
+	Relay       string `json:"relay,omitempty"`
+	Delay       string `json:"delay,omitempty"`
+	Status      Status `json:"status,omitempty"`
 	// Mailbox is set on a delivery into a mailbox on this system (Postfix
 	// local, virtual, lmtp, or a pipe to dovecot/maildrop/cyrus): its
 	// recipient domain is one of ours.

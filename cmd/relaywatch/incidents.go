@@ -70,3 +70,12 @@ func termSafe(s string) string {
 	}
 	return b.String()
 }
+
+// undeclaredNote says which few domains took most of the relayed mail, and
+// how to declare them if this server is their gateway or backup MX.
+func undeclaredNote(u *detect.Undeclared) string {
+	doms := strings.Join(u.Domains, ",")
+	return fmt.Sprintf("%.0f%% of the %d deliveries relayed for strangers went to %s, which no flag or configuration declared. "+
+		"If this server is a gateway or backup MX for them, declare them (--local-domains %s, or --postfix-config / --exim-config / --exchange-config) and run again; otherwise this is relaying.",
+		100*u.Share, u.Relayed, strings.Join(u.Domains, ", "), doms)
+}

@@ -29,6 +29,10 @@ type report struct {
 	hourly    []detect.HourCount
 	findings  []detect.Finding
 	incidents []detect.Incident
+	// undeclared: relaying dominated by a few domains nothing declared.
+	undeclared *detect.Undeclared
+	// trust: what was read from the MTA's configuration.
+	trust     []parsers.Trust
 	learned   []string
 	noDomains bool
 }
@@ -56,6 +60,7 @@ func (r *report) fill(inputs []inputResult, t detect.Totals, d *detect.Detector)
 	r.hourly = d.OutboundByHour()
 	r.findings = d.Findings()
 	r.incidents = d.Incidents()
+	r.undeclared = d.UndeclaredDomains()
 	r.learned = d.Policy().LearnedLocalDomains()
 	r.noDomains = len(r.learned) == 0 && !d.Policy().HasConfiguredDomains()
 }
@@ -106,6 +111,16 @@ type jsonReport struct {
 	Findings    []detect.Finding   `json:"findings"`
 	// Incidents group the findings by relaying client.
 	Incidents []detect.Incident `json:"incidents"`
+	// UndeclaredDomains is set when relaying went mostly to a few domains
+	// nothing declared (a gateway or backup MX without its domains).
+	UndeclaredDomains *jsonUndeclared `json:"undeclared_domains,omitempty"`
+	// MTAConfig is what was taken from the MTA's own configuration.
+	MTAConfig []parsers.Trust `json:"mta_config,omitempty"`
+}
+
+type jsonUndeclared struct {
+	*detect.Undeclared
+	Note string `json:"note"`
 }
 
 type jsonInput struct {
@@ -168,6 +183,10 @@ func (r *report) json() jsonReport {
 		Learned:   append([]string{}, r.learned...),
 		Findings:  append([]detect.Finding{}, r.findings...),
 		Incidents: append([]detect.Incident{}, r.incidents...),
+		MTAConfig: r.trust,
+	}
+	if r.undeclared != nil {
+		j.UndeclaredDomains = &jsonUndeclared{r.undeclared, undeclaredNote(r.undeclared)}
 	}
 	if !r.first.IsZero() {
 		f, l := r.first, r.last
@@ -245,6 +264,9 @@ func (r *report) writeText(w io.Writer) {
 	if len(r.findings) == 0 {
 		fmt.Fprintln(w, "\nFindings: none.")
 		return
+	}
+	if r.undeclared != nil {
+		fmt.Fprintf(w, "\nNOTE: %s\n", termSafe(undeclaredNote(r.undeclared)))
 	}
 	writeIncidents(w, r.incidents)
 	fmt.Fprintf(w, "\nFindings (%d), worst first\n", len(r.findings))

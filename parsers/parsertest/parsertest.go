@@ -47,6 +47,9 @@ func Summary(e parsers.Event) string {
 	if e.Forwarded {
 		add("forwarded", "true")
 	}
+	if e.RelayDomain {
+		add("relay_domain", "true")
+	}
 	add("relay", e.Relay)
 	add("delay", e.Delay)
 	add("status", e.Status.String())

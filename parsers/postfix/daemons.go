@@ -201,6 +201,7 @@ func parseActionLine(e *parsers.Event, qid, rest string) (parsers.Result, bool) 
 	}
 	r = strings.TrimPrefix(r, ": ")
 	e.Code, e.DSN, e.Reply = replyCode(r)
+	e.RelayDomain = e.To != "" && strings.HasSuffix(e.Reply, "User unknown in relay recipient table")
 	return parsers.Parsed, true
 }
 

@@ -61,6 +61,11 @@ var builtLines = []struct {
 		want: "kind=requeued queue_id=4PbC4x469Jz3tBr client_ip=203.0.113.9 from=<s@sender.example> requeued=4PbC4z6W5Qz3tG3",
 	},
 	{
+		name: "unknown user in relay recipient table proves a relay domain",
+		line: "Nov 24 05:58:48 gw postfix/smtpd[7]: NOQUEUE: reject: RCPT from unknown[203.0.113.8]: 550 5.1.1 <nobody@customer.example>: Recipient address rejected: User unknown in relay recipient table; from=<x@sender.test> to=<nobody@customer.example> proto=ESMTP helo=<x>",
+		want: "kind=reject client_name=unknown client_ip=203.0.113.8 helo=x proto=ESMTP from=<x@sender.test> to=nobody@customer.example relay_domain=true dsn=5.1.1 code=550 action=reject stage=RCPT reply=\"<nobody@customer.example>: Recipient address rejected: User unknown in relay recipient table\"",
+	},
+	{
 		name: "amavis blocked is irrelevant",
 		line: "Nov 24 05:58:48 mx1 amavis[237978]: (237978-12) Blocked SPAM {DiscardedInbound}, [203.0.113.9]:41695 [198.51.100.7] <s@sender.example> -> <a@example.org>, Queue-ID: 4PbC4x469Jz3tBr, Hits: 12.1, 2131 ms",
 		want: "",
