@@ -375,6 +375,9 @@ func (m *message) inherit(parent *message, t time.Time) {
 		m.from, m.fromSet = parent.from, parent.fromSet
 	}
 	m.inherited, m.lastSeen, m.forward = true, t, parent.forward
+	for _, r := range parent.redirects {
+		m.addRedirect(r.to, r.orig)
+	}
 	m.counted = parent.counted
 	m.evidence = append(m.evidence[:0], parent.evidence...)
 }
@@ -495,7 +498,13 @@ func (d *Detector) delivery(e *parsers.Event) {
 			d.handOff(e, m, e.Requeued, true, nil)
 		} else {
 			// A loopback next hop that answered "queued as ID": a
-			// content filter when ID shows up, else judged later.
+			// content filter when ID shows up, else judged later. An
+			// alias expanded before the filter shows only here
+			// (to=<ext>, orig_to=<local>): the copy's delivery to ext
+			// is a forward.
+			if e.OrigTo != "" {
+				m.addRedirect(e.To, e.OrigTo)
+			}
 			if d.handOff(e, m, e.Requeued, false, e) {
 				d.countDelivery(DeliveryHop, e.Status)
 			}

@@ -170,6 +170,7 @@ func (m *message) snapshot(t time.Time) *message {
 	c.lastSeen = t
 	c.evidence = append([]byte(nil), m.evidence...)
 	c.held = nil
+	c.redirects = append([]redirect(nil), m.redirects...)
 	return &c
 }
 

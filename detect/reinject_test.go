@@ -142,3 +142,31 @@ func TestLocalForwardedAsIsAForward(t *testing.T) {
 		}
 	}
 }
+
+// TestAliasExpandedBeforeTheFilter: when the alias is expanded before the
+// content filter, only the hop line shows orig_to; the copy's delivery to
+// the outside address is still a forward, in either order.
+func TestAliasExpandedBeforeTheFilter(t *testing.T) {
+	ts := t0.Format(time.Stamp)
+	parent := []string{
+		ts + " mx1 postfix/smtpd[10]: 1F2E3D4C01: client=unknown[203.0.113.77]",
+		ts + " mx1 postfix/qmgr[12]: 1F2E3D4C01: from=<news@partner.test>, size=10, nrcpt=1 (queue active)",
+	}
+	hop := ts + " mx1 postfix/smtp[15]: 1F2E3D4C01: to=<carol@gmail.test>, orig_to=<fwd@example.org>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 1F2E3D4C02)"
+	copyLines := []string{
+		ts + " mx1 postfix/10025/smtpd[20]: 1F2E3D4C02: client=localhost[127.0.0.1]",
+		ts + " mx1 postfix/qmgr[12]: 1F2E3D4C02: from=<news@partner.test>, size=12, nrcpt=1 (queue active)",
+		ts + " mx1 postfix/smtp[14]: 1F2E3D4C02: to=<carol@gmail.test>, relay=mx[198.51.100.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+	}
+	for name, lines := range map[string][]string{
+		"hop first":  append(append(append([]string{}, parent...), hop), copyLines...),
+		"copy first": append(append(append([]string{}, parent...), copyLines...), hop),
+	} {
+		d := newDetector(t, Config{})
+		feed(t, d, lines...)
+		d.Flush()
+		if got := keys(d.Findings()); got != "" || d.Stats().Deliveries[DeliveryForwarded][parsers.StatusSent] != 1 {
+			t.Errorf("%s: findings %q, forwarded %d; want none, 1", name, got, d.Stats().Deliveries[DeliveryForwarded][parsers.StatusSent])
+		}
+	}
+}
