@@ -12,6 +12,7 @@ import (
 
 	"github.com/relaywatch/relaywatch/detect"
 	"github.com/relaywatch/relaywatch/parsers"
+	"github.com/relaywatch/relaywatch/parsers/all"
 	"github.com/relaywatch/relaywatch/parsers/stream"
 )
 
@@ -43,6 +44,12 @@ type policyOptions struct {
 	SpikeAlpha      float64
 	MaxMessages     int
 	MessageTTL      time.Duration
+	// The MTA's own configuration (paths; "" for none).
+	PostfixConfig  string
+	EximConfig     string
+	ExchangeConfig string
+	// trust is what was read from them, for the report.
+	trust []parsers.Trust
 }
 
 // AddFlags registers the detection flags.
@@ -50,6 +57,9 @@ func (o *policyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.LocalDomains, "local-domains", nil, "our mail domains, comma-separated or repeated (\".example.org\" for all subdomains); more are learned from local deliveries")
 	fs.StringSliceVar(&o.TrustedNetworks, "trusted-networks", detect.DefaultTrustedNetworks, "networks (CIDRs or addresses) whose clients may relay, like Postfix's mynetworks")
 	fs.StringSliceVar(&o.KnownClients, "known-clients", nil, "other clients (CIDRs or addresses) known to relay legitimately")
+	fs.StringVar(&o.PostfixConfig, "postfix-config", "", "take local domains, relay domains and mynetworks from this Postfix configuration (directory or main.cf; asks postconf when installed)")
+	fs.StringVar(&o.EximConfig, "exim-config", "", "take local_domains, relay_to_domains and relay_from_hosts from this Exim configuration file (\"auto\": ask exim -bP config_file)")
+	fs.StringVar(&o.ExchangeConfig, "exchange-config", "", "take accepted domains and relay connectors' remote IP ranges from this file (see the README's PowerShell one-liner)")
 	fs.StringVar(&o.Baseline, "baseline", "", "JSON file of relayers and local domains learned by earlier runs; read at start and updated at the end")
 	fs.BoolVar(&o.WarnNewRelayers, "warn-new-relayers", false, "warn when a trusted client or an authenticated user relays for the first time (against --baseline)")
 	fs.DurationVar(&o.LearnPeriod, "learn-period", 24*time.Hour, "event time, from the baseline's start, during which new relayers are learned without a warning")
@@ -74,7 +84,17 @@ func (o *policyOptions) detector(onFinding func(detect.Finding)) (*detect.Detect
 		}
 		localDomains = append(append([]string(nil), localDomains...), baseline.LocalDomains...)
 	}
-	policy, err := detect.NewPolicy(localDomains, o.TrustedNetworks, o.KnownClients)
+	trusted := o.TrustedNetworks
+	trust, err := o.readTrust()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	o.trust = trust
+	for _, t := range trust {
+		localDomains = append(append(append([]string(nil), localDomains...), t.LocalDomains...), t.RelayDomains...)
+		trusted = append(append([]string(nil), trusted...), t.Networks...)
+	}
+	policy, err := detect.NewPolicy(localDomains, trusted, o.KnownClients)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -96,6 +116,7 @@ func (o *policyOptions) detector(onFinding func(detect.Finding)) (*detect.Detect
 		Baseline:        baseline,
 		LearnPeriod:     o.LearnPeriod,
 		OnFinding:       onFinding,
+		Advice:          all.Formats().AdviceFor,
 		Spike: detect.SpikeConfig{
 			Window: o.SpikeWindow, Factor: o.SpikeFactor, Min: o.SpikeMin, Alpha: o.SpikeAlpha,
 		},
@@ -176,6 +197,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	if err != nil {
 		return err
 	}
+	writeTrust(e.stderr, o.policy.trust)
 	totals := detect.NewTotalsCounter()
 	rep := &report{hosts: map[string]bool{}}
 
@@ -196,8 +218,11 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	if readErr != nil && !errors.Is(readErr, errInput) {
 		return readErr
 	}
+	det.Flush() // the end of the input: copies still waiting for a parent are judged
+	alerts.manager.Advance(det.Now())
 	rep.elapsed = time.Since(start)
 	rep.fill(results, totals.Totals(), det)
+	rep.trust = o.policy.trust
 	alerts.manager.Advance(det.Now())
 	alerts.sendSummary(rep.findings)
 	stopAlerts() // before the report, which may share stdout with --alerts-log -
@@ -213,7 +238,9 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	if baseline != nil {
 		baseline.MergeLocalDomains(det.Policy().LearnedLocalDomains())
 		if err := baseline.Save(o.policy.Baseline); err != nil {
-			return fmt.Errorf("%w: %w", errInput, err)
+			// The report is still printed, and findings still win.
+			fmt.Fprintf(e.stderr, "relaywatch analyze: --baseline: %v\n", err)
+			readErr = errors.Join(readErr, fmt.Errorf("%w: --baseline: %w", errInput, err))
 		}
 	}
 	switch o.Output {
@@ -226,13 +253,17 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	default:
 		rep.writeText(e.stdout)
 	}
-	if readErr != nil {
-		return readErr
-	}
+	// Exit status for cron: findings at or above --fail-on win over input
+	// errors (exit 1, not 2), so that a wrapper that pages on 1 never misses
+	// a relay because a rotated file vanished; the input errors are on
+	// stderr and in the JSON report either way.
 	for _, f := range rep.findings {
 		if f.Severity >= failOn {
+			if readErr != nil {
+				fmt.Fprintf(e.stderr, "relaywatch analyze: %v\n", readErr)
+			}
 			return errFindings
 		}
 	}
-	return nil
+	return readErr
 }

@@ -189,8 +189,8 @@ func TestDamagedInputIsNamedAndTheRestAnalyzed(t *testing.T) {
 	good := filepath.Join(dir, "mail.log")
 	os.WriteFile(good, sample, 0o644)
 	code, out, errOut := runCmd(t, "", append(append([]string{"analyze", "--output", "json"}, sampleArgs...), good, bad, filepath.Join(dir, "missing.log"))...)
-	if code != exitUsage {
-		t.Errorf("exit %d, want 2", code)
+	if code != exitFindings {
+		t.Errorf("exit %d, want 1: critical findings win over input errors", code)
 	}
 	if !strings.Contains(errOut, "mail.log.2.gz") || !strings.Contains(errOut, "truncated") || !strings.Contains(errOut, "missing.log") {
 		t.Errorf("stderr does not name the damaged and missing files: %s", errOut)
@@ -263,6 +263,21 @@ func TestTotalsEqualPflogsumm(t *testing.T) {
 			comparePflogsumm(t, log)
 		})
 	}
+	t.Run("real amavis gateway", func(t *testing.T) {
+		// A real log (shared corpus; LGPL, so read in place, not copied)
+		// with amavis re-injection through postfix/10025/smtpd, pickup and
+		// local forwards.
+		var log string
+		for _, dir := range parsertest.CorpusDirs(t, "postfix") {
+			if p := filepath.Join(dir, "pixelpark-postfix-logsums-mail.log"); fileExists(p) {
+				log = p
+			}
+		}
+		if log == "" {
+			t.Skip("the shared corpus is not here")
+		}
+		comparePflogsumm(t, log)
+	})
 	t.Run("generated", func(t *testing.T) {
 		// 60,000 lines of every flow the generator knows, incident included,
 		// in many blocks (so poisoned blocks are reused).
@@ -610,5 +625,46 @@ func TestPushgateway(t *testing.T) {
 	defer mu.Unlock()
 	if len(paths) != 1 || paths[0] != "PUT /metrics/job/relaywatch/instance/mail" || !strings.Contains(body, "relaywatch_lines_total") {
 		t.Errorf("push: %v, body %d bytes", paths, len(body))
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// TestExitStatusFindingsWin: for cron, findings at or above --fail-on exit 1
+// whatever else failed; without such findings an input error exits 2; the
+// report is printed either way.
+func TestExitStatusFindingsWin(t *testing.T) {
+	dir := t.TempDir()
+	incident := filepath.Join("..", "..", "samples", "postfix", "incident.log")
+	normal := filepath.Join("..", "..", "samples", "postfix", "normal.log")
+	missing := filepath.Join(dir, "mail.log.1")
+	badBaseline := filepath.Join(dir, "no-such-dir", "baseline.json")
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"findings and a vanished rotated file", []string{incident, missing}, exitFindings},
+		{"findings and a baseline that cannot be written", []string{"--baseline", badBaseline, incident}, exitFindings},
+		{"findings and a metrics file that cannot be written", []string{"--metrics-textfile", badBaseline, incident}, exitFindings},
+		{"findings below --fail-on and a vanished file", []string{"--fail-on", "critical", normal, missing}, exitUsage},
+		{"no findings, baseline not written", []string{"--baseline", badBaseline, normal}, exitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, "", append(append([]string{"analyze"}, sampleArgs...), tt.args...)...)
+			if code != tt.want {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tt.want, errOut)
+			}
+			if !strings.Contains(out, "Deliveries by class") {
+				t.Errorf("the report was not printed: %q", out)
+			}
+			if !strings.Contains(errOut, "mail.log.1") && !strings.Contains(errOut, "no-such-dir") {
+				t.Errorf("stderr does not name what failed: %q", errOut)
+			}
+		})
 	}
 }
