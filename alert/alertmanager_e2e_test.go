@@ -124,11 +124,12 @@ func TestRealAlertmanager(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go d.Run(ctx)
-	m := NewManager(30*time.Minute, d.Enqueue)
+	m := NewManager(d.Enqueue)
 
-	m.Observe(detect.Finding{Rule: detect.RuleForeignToForeign, Key: "203.0.113.66", Severity: detect.SeverityCritical, Host: "mx1.example.org",
-		Summary: "mx1.example.org is relaying mail for strangers", Count: 80, Recipients: 314, FirstSeen: t0, LastSeen: t0,
-		Evidence: []string{"Nov 24 10:00:00 mx1 postfix/smtpd[1]: ABC: client=unknown[203.0.113.66]"}, NextStep: "close the relay"})
+	f := detect.Finding{Rule: detect.RuleForeignToForeign, Key: "203.0.113.66", Severity: detect.SeverityCritical, Host: "mx1.example.org",
+		Summary: "mx1.example.org is relaying mail for strangers", Count: 80, Recipients: 314, FirstSeen: t0, LastSeen: t0, Episode: 1,
+		Evidence: []string{"Nov 24 10:00:00 mx1 postfix/smtpd[1]: ABC: client=unknown[203.0.113.66]"}, NextStep: "close the relay"}
+	m.Observe(f)
 	var got []gettableAlert
 	waitFor(t, 20*time.Second, "the alert in Alertmanager", func() bool {
 		got = activeAlerts(t, url)
@@ -145,8 +146,9 @@ func TestRealAlertmanager(t *testing.T) {
 		t.Errorf("annotations %v", a.Annotations)
 	}
 
-	// Event time passes the quiet period: the alert resolves.
-	m.Advance(t0.Add(time.Hour))
+	// The episode ends (event time passed the quiet period): the alert resolves.
+	f.EndedAt = t0.Add(30 * time.Minute)
+	m.Observe(f)
 	waitFor(t, 20*time.Second, "the alert to resolve", func() bool { return len(activeAlerts(t, url)) == 0 })
 	// The dispatcher counts a send once Alertmanager's answer is back,
 	// which may be just after Alertmanager shows the change.

@@ -73,6 +73,9 @@ type alerting struct {
 	cancel      context.CancelFunc
 	drain       time.Duration
 	fired       map[[2]string]uint64 // by rule and severity, for metrics
+	// resolveAfter ends a finding's episode (detect.Config.EpisodeGap).
+	resolveAfter time.Duration
+	det          *detect.Detector
 }
 
 // secrets returns the webhook and token from flags or the environment.
@@ -158,7 +161,8 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 		go func() { defer a.refreshers.Done(); am.Refresh(runCtx) }()
 	}
 	a.fired = map[[2]string]uint64{}
-	a.manager = alert.NewManager(o.ResolveAfter, func(t alert.Transition) {
+	a.resolveAfter = o.ResolveAfter
+	a.manager = alert.NewManager(func(t alert.Transition) {
 		if t.Kind == alert.Fired {
 			a.fired[[2]string{t.Alert.Rule, t.Alert.Severity.String()}]++
 		}
@@ -186,6 +190,28 @@ func (a *alerting) sendSummary(findings []detect.Finding) {
 
 // observe feeds a finding to the lifecycle (detect.Config.OnFinding).
 func (a *alerting) observe(f detect.Finding) { a.manager.Observe(f) }
+
+// configure points a detector's findings at the alerts: they report to
+// observe, and their episodes end after --resolve-after.
+func (a *alerting) configure(cfg *detect.Config) {
+	cfg.OnFinding = a.observe
+	cfg.EpisodeGap = a.resolveAfter
+}
+
+// attach gives the detector the episodes of the alerts restored from a
+// saved state, so that their counts go on and they resolve on event time.
+func (a *alerting) attach(d *detect.Detector) {
+	a.det = d
+	d.Restore(a.manager.Findings())
+}
+
+// advance moves the episode clock without a line, so that alerts resolve
+// while the logs are quiet.
+func (a *alerting) advance(t time.Time) {
+	if a.det != nil {
+		a.det.Advance(t)
+	}
+}
 
 // stop lets the dispatchers send what is queued, for at most the drain
 // timeout, and reports what could not be sent.

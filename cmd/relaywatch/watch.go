@@ -181,7 +181,7 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 		return err
 	}
 	w.alerts.manager.Restore(w.state.OpenAlerts)
-	if w.det, w.baseline, err = o.policy.detector(w.alerts.observe); err != nil {
+	if w.det, w.baseline, err = o.policy.detector(w.alerts); err != nil {
 		return err
 	}
 	for _, d := range w.state.LocalDomains {
@@ -455,7 +455,6 @@ func (w *watcher) parse(fsx *fileState, text string) {
 		w.det.Handle(ev)
 	}
 	clear(w.buf)
-	w.alerts.manager.Advance(w.det.Now())
 }
 
 // idle lets alerts resolve while the logs are quiet: event time is
@@ -466,7 +465,7 @@ func (w *watcher) idle() {
 	if w.lastWall.IsZero() || w.det.Now().IsZero() {
 		return
 	}
-	w.alerts.manager.Advance(w.det.Now().Add(time.Since(w.lastWall)))
+	w.alerts.advance(w.det.Now().Add(time.Since(w.lastWall)))
 }
 
 // save writes positions, open alerts and learned domains atomically. A

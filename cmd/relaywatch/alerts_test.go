@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// postfixMessage writes the Postfix lines of one message from client with
+// sender from to rcpt (delivered by smtp, or into a mailbox for
+// example.org).
+func postfixMessage(b *strings.Builder, at time.Time, qid, client, from, rcpt string) {
+	ts := at.Format(time.Stamp)
+	fmt.Fprintf(b, "%s mx1 postfix/smtpd[1]: %s: client=unknown[%s]\n", ts, qid, client)
+	fmt.Fprintf(b, "%s mx1 postfix/qmgr[2]: %s: from=<%s>, size=100, nrcpt=1 (queue active)\n", ts, qid, from)
+	if strings.HasSuffix(rcpt, "@example.org") {
+		fmt.Fprintf(b, "%s mx1 postfix/virtual[3]: %s: to=<%s>, relay=virtual, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (delivered to maildir)\n", ts, qid, rcpt)
+	} else {
+		fmt.Fprintf(b, "%s mx1 postfix/smtp[3]: %s: to=<%s>, relay=mx[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\n", ts, qid, rcpt)
+	}
+	fmt.Fprintf(b, "%s mx1 postfix/qmgr[2]: %s: removed\n", ts, qid)
+}
+
+var monday = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+// abuserDays returns Monday's log (an abuser relays n messages among
+// ordinary mail) and Wednesday's (ordinary mail, then the abuser is back
+// with two messages).
+func abuserDays(n int) (string, string) {
+	var mon, wed strings.Builder
+	qid := 0
+	next := func() string { qid++; return fmt.Sprintf("%010X", qid) }
+	for i := 0; i < n; i++ {
+		at := monday.Add(time.Duration(i) * time.Second)
+		postfixMessage(&mon, at, next(), "203.0.113.66", "x@spam.example", "v@victim.example")
+		postfixMessage(&mon, at, next(), "10.1.1.1", "a@example.org", "b@example.org")
+	}
+	// Monday goes on quietly for an hour: the episode ends.
+	for m := 5; m <= 60; m += 5 {
+		postfixMessage(&mon, monday.Add(time.Duration(m)*time.Minute), next(), "10.1.1.1", "a@example.org", "b@example.org")
+	}
+	wednesday := monday.Add(48 * time.Hour)
+	for i := 0; i < 3; i++ {
+		postfixMessage(&wed, wednesday.Add(time.Duration(i)*time.Second), next(), "10.1.1.1", "a@example.org", "b@example.org")
+	}
+	for i := 0; i < 2; i++ {
+		postfixMessage(&wed, wednesday.Add(time.Minute+time.Duration(i)*time.Second), next(), "203.0.113.66", "x@spam.example", "v@victim.example")
+	}
+	return mon.String(), wed.String()
+}
+
+// transitionsOf reads an alerts log as "kind count episode" per line, for
+// one rule and key.
+func transitionsOf(t *testing.T, path, rule, key string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if l == "" {
+			continue
+		}
+		var tr struct {
+			Transition string `json:"transition"`
+			Alert      struct {
+				Rule, Key string
+				Count     int
+				Episode   int
+			} `json:"alert"`
+		}
+		if err := json.Unmarshal([]byte(l), &tr); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		if tr.Alert.Rule == rule && tr.Alert.Key == key {
+			out = append(out, fmt.Sprintf("%s %d #%d", tr.Transition, tr.Alert.Count, tr.Alert.Episode))
+		}
+	}
+	return out
+}
+
+func TestReturningAbuserIsAlertedAgainInAnalyze(t *testing.T) {
+	dir := t.TempDir()
+	mon, wed := abuserDays(40)
+	os.WriteFile(filepath.Join(dir, "mail.log.1"), []byte(mon), 0o644)
+	os.WriteFile(filepath.Join(dir, "mail.log"), []byte(wed), 0o644)
+	logPath := filepath.Join(dir, "alerts.jsonl")
+	var out, errOut bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+	args := append(append([]string{"analyze", "--alerts-log", logPath, "--local-domains", "example.org", "--trusted-networks", "10.0.0.0/8"}, sampleArgs...),
+		filepath.Join(dir, "mail.log.1"), filepath.Join(dir, "mail.log"))
+	if code := run(context.Background(), e, args); code != exitFindings {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	got := strings.Join(transitionsOf(t, logPath, "foreign-to-foreign", "203.0.113.66"), ", ")
+	// Monday: fired at the first message, updated as it doubled, resolved
+	// 30 minutes after the last; Wednesday: fired again at once.
+	want := "fired 1 #0, updated 2 #0, updated 4 #0, updated 8 #0, updated 16 #0, updated 32 #0, resolved 40 #0, fired 1 #1, updated 2 #1"
+	if got != want {
+		t.Errorf("transitions:\n got  %s\n want %s", got, want)
+	}
+}
+
+func TestReturningAbuserIsAlertedAgainLive(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "mail.log")
+	os.WriteFile(log, nil, 0o644)
+	alertsLog := filepath.Join(dir, "alerts.jsonl")
+	stderr := newSyncBuffer()
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: stderr, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, e, []string{"watch", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+			"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--local-domains", "example.org",
+			"--trusted-networks", "10.0.0.0/8", "--alerts-log", alertsLog, "--instance", "mail", log})
+	}()
+	addr := metricsAddr(t, stderr)
+	waitReady(t, addr)
+	mon, wed := abuserDays(40)
+	appendTo := func(s string) {
+		f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
+		f.WriteString(s)
+		f.Close()
+	}
+	appendTo(mon)
+	active := `relaywatch_alerts_active{rule=foreign-to-foreign,severity=critical}`
+	waitUntil(t, 10*time.Second, "Monday's alert to resolve", func() bool {
+		return len(transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.66")) == 7
+	})
+	if n := scrape(t, addr)[active]; n != 0 {
+		t.Errorf("after Monday: %v active", n)
+	}
+	appendTo(wed)
+	waitUntil(t, 10*time.Second, "Wednesday's alert", func() bool { return scrape(t, addr)[active] == 1 })
+	got := transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.66")
+	if got[6] != "resolved 40 #0" || got[7] != "fired 1 #1" {
+		t.Errorf("transitions %v", got)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+}
