@@ -208,8 +208,9 @@ type fakeSlack struct {
 	mu       sync.Mutex
 	calls    []url.Values // form of each call, with "method" added
 	seq      int
-	failures []int // status codes to answer before succeeding
-	hang     bool
+	failures   []int // status codes to answer before succeeding
+	hang       bool
+	retryAfter string // Retry-After of a 429 (default 7)
 }
 
 func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -227,7 +228,11 @@ func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code := f.failures[0]
 		f.failures = f.failures[1:]
 		if code == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "7")
+			ra := f.retryAfter
+			if ra == "" {
+				ra = "7"
+			}
+			w.Header().Set("Retry-After", ra)
 		}
 		w.WriteHeader(code)
 		return

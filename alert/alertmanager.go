@@ -164,13 +164,20 @@ func (a *Alertmanager) post(ctx context.Context, alerts []amAlert) error {
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	switch {
-	case resp.StatusCode/100 == 2:
+	if resp.StatusCode/100 == 2 {
 		return nil
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("alertmanager: %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	serr := &StatusError{Code: resp.StatusCode, Err: fmt.Errorf("alertmanager: %s: %q", resp.Status, bytes.TrimSpace(msg))}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		if after, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && after > 0 {
+			return &RetryAfterError{After: time.Duration(after) * time.Second, Err: serr}
+		}
+		return serr
+	case resp.StatusCode >= 500:
+		return serr
 	default:
-		return &PermanentError{Err: fmt.Errorf("alertmanager: %s: %s", resp.Status, bytes.TrimSpace(msg))}
+		return &PermanentError{Err: serr}
 	}
 }
 

@@ -192,9 +192,9 @@ func classify(err error) error {
 	var sc slack.StatusCodeError
 	if errors.As(err, &sc) {
 		if sc.Code >= 500 || sc.Code == http.StatusTooManyRequests || sc.Code == http.StatusRequestTimeout {
-			return err
+			return &StatusError{Code: sc.Code, Err: err}
 		}
-		return &PermanentError{Err: err}
+		return &PermanentError{Err: &StatusError{Code: sc.Code, Err: err}}
 	}
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) {

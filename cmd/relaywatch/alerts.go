@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -73,6 +75,7 @@ type alerting struct {
 	cancel      context.CancelFunc
 	drain       time.Duration
 	fired       map[[2]string]uint64 // by rule and severity, for metrics
+	log         *alert.JSONLog       // --alerts-log, written at once
 	// resolveAfter ends a finding's episode (detect.Config.EpisodeGap).
 	resolveAfter time.Duration
 	det          *detect.Detector
@@ -105,9 +108,25 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	if o.ResolveAfter <= 0 {
 		return nil, fmt.Errorf("%w: --resolve-after must be positive", errUsage)
 	}
+	if webhook != "" {
+		if err := checkURL(webhook, true); err != nil {
+			return nil, fmt.Errorf("%w: the Slack webhook URL: %w", errUsage, err)
+		}
+	}
+	if o.SlackAPIURL != "" {
+		if err := checkURL(o.SlackAPIURL, false); err != nil {
+			return nil, fmt.Errorf("%w: --slack-api-url: %w", errUsage, err)
+		}
+	}
+	for _, u := range o.Alertmanagers {
+		if err := checkURL(u, false); err != nil {
+			return nil, fmt.Errorf("%w: --alertmanager: %w", errUsage, err)
+		}
+	}
 	instance := o.instance()
 	a := &alerting{drain: o.DrainTimeout}
-	cfg := alert.DispatchConfig{MinInterval: o.slackMinPeriod}
+	logf := func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: alerts to %s\n", msg) }
+	cfg := alert.DispatchConfig{MinInterval: o.slackMinPeriod, Log: logf}
 	var sinks, slackSinks []alert.Sink
 	client := &http.Client{Timeout: 15 * time.Second}
 	if webhook != "" {
@@ -134,14 +153,18 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 			a.closers = append(a.closers, f)
 			w = f
 		}
-		sinks = append(sinks, alert.NewJSONLog(w))
+		// The audit trail is written as transitions happen, never queued
+		// behind the network sinks.
+		a.log = alert.NewJSONLog(w)
+		a.log.Log = func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: %s\n", msg) }
+		a.dispatchers = append(a.dispatchers, a.log)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	a.cancel = cancel
 	startSink := func(s alert.Sink) *alert.Dispatcher {
 		c := cfg
-		if _, ok := s.(*alert.JSONLog); ok {
-			c.MinInterval = -1 // a file takes every transition at once
+		if _, ok := s.(*alert.Alertmanager); ok {
+			c.MinInterval = -1 // Slack's rate limit is not Alertmanager's
 		}
 		d := alert.NewDispatcher(s, c)
 		a.senders.Add(1)
@@ -162,13 +185,41 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	}
 	a.fired = map[[2]string]uint64{}
 	a.resolveAfter = o.ResolveAfter
-	a.manager = alert.NewManager(func(t alert.Transition) {
-		if t.Kind == alert.Fired {
-			a.fired[[2]string{t.Alert.Rule, t.Alert.Severity.String()}]++
-		}
-		a.dispatchers.Emit(t)
-	})
+	a.manager = alert.NewManager(a.emit)
 	return a, nil
+}
+
+// emit hands a transition to the alerts log, at once, and to the sinks'
+// queues.
+func (a *alerting) emit(t alert.Transition) {
+	if t.Kind == alert.Fired {
+		a.fired[[2]string{t.Alert.Rule, t.Alert.Severity.String()}]++
+	}
+	a.dispatchers.Emit(t)
+}
+
+// checkURL checks a sink's URL at start: absolute, http or https, with a
+// host. A webhook URL is a secret: the error never shows it.
+func checkURL(raw string, secret bool) error {
+	u, err := url.Parse(raw)
+	show := func() string {
+		if secret || u == nil {
+			return "it"
+		}
+		return fmt.Sprintf("%q", raw)
+	}
+	switch {
+	case err != nil:
+		if secret {
+			return errors.New("not a URL")
+		}
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%s must start with https:// (or http://)", show())
+	case u.Host == "":
+		return fmt.Errorf("%s has no host", show())
+	}
+	return nil
 }
 
 // sendSummary queues one summary of a batch run's findings (at or above
@@ -236,6 +287,7 @@ func (a *alerting) stop(e *env) {
 			fmt.Fprintf(e.stderr, "relaywatch: alerts to %s: %d sent, %d failed, %d dropped\n", d.Name(), st.Sent, st.Failed, st.Dropped)
 		}
 	}
+
 	for _, c := range a.closers {
 		c.Close()
 	}

@@ -6,11 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/relaywatch/relaywatch/detect"
 )
 
 // postfixMessage writes the Postfix lines of one message from client with
@@ -149,5 +156,111 @@ func TestReturningAbuserIsAlertedAgainLive(t *testing.T) {
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// startAlerting starts the alert machinery from flags, as watch does.
+func startAlerting(t *testing.T, e *env, args ...string) *alerting {
+	t.Helper()
+	o := &watchOptions{}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	a, err := o.alerts.start(context.Background(), e, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func burstFinding(i int) detect.Finding {
+	return detect.Finding{Rule: detect.RuleForeignToForeign, Key: fmt.Sprintf("198.18.%d.%d", i/250, i%250), Severity: detect.SeverityCritical,
+		Count: 1, FirstSeen: monday, LastSeen: monday, Evidence: []string{"a line"}}
+}
+
+func TestAlertsLogTakesABurstOf20000(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable) // Slack is down meanwhile
+	}))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "alerts.jsonl")
+	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string {
+		if k == envSlackWebhook {
+			return srv.URL + "/hook"
+		}
+		return ""
+	}}
+	a := startAlerting(t, e, "--alerts-log", path, "--alert-drain-timeout", "10ms")
+	for i := 0; i < 10000; i++ {
+		f := burstFinding(i)
+		a.observe(f)
+		f.EndedAt = monday.Add(30 * time.Minute)
+		a.observe(f)
+	}
+	a.stop(e)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(data, []byte("\n")); n != 20000 {
+		t.Errorf("%d transitions in the alerts log, want 20,000", n)
+	}
+}
+
+func TestAlertmanagerIsNotLimitedToSlacksRate(t *testing.T) {
+	var mu sync.Mutex
+	posts := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		posts++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	a := startAlerting(t, e, "--alertmanager", srv.URL, "--alertmanager-refresh", "1h")
+	defer a.stop(e)
+	// 28 transitions that cannot be grouped: updates of one alert.
+	f := burstFinding(1)
+	a.observe(f)
+	for i := 2; i < 30; i++ {
+		f.Count = 1 << i
+		a.observe(f)
+	}
+	start := time.Now()
+	waitUntil(t, 10*time.Second, "the updates to reach Alertmanager", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return posts >= 29
+	})
+	t.Logf("29 transitions reached Alertmanager in %v", time.Since(start))
+}
+
+func TestSinkURLsAreCheckedAtStart(t *testing.T) {
+	for _, tt := range []struct {
+		webhook string
+		args    []string
+		want    string
+	}{
+		{webhook: "hooks.slack.com/services/T/B/SECRET", want: "must start with https://"},
+		{webhook: "https:///services/T/B/SECRET", want: "has no host"},
+		{args: []string{"--alertmanager", "localhost:9093"}, want: "--alertmanager"},
+		{args: []string{"--alertmanager", "ftp://am:9093"}, want: "must start with https://"},
+	} {
+		var errOut bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errOut, getenv: func(k string) string {
+			if k == envSlackWebhook {
+				return tt.webhook
+			}
+			return ""
+		}}
+		args := append(append([]string{"analyze", "--progress", "never"}, tt.args...), filepath.Join("..", "..", "samples", "postfix", "normal.log"))
+		if code := run(context.Background(), e, args); code != exitUsage {
+			t.Errorf("%v %q: exit %d, want usage error", tt.args, tt.webhook, code)
+		}
+		if !strings.Contains(errOut.String(), tt.want) || strings.Contains(errOut.String(), "SECRET") {
+			t.Errorf("%v %q: %s", tt.args, tt.webhook, errOut.String())
+		}
 	}
 }
