@@ -205,9 +205,9 @@ func TestWebhookEscapesAndSends(t *testing.T) {
 // fakeSlack is a Slack Web API over httptest: chat.postMessage and
 // chat.update, with unique timestamps, and failures on demand.
 type fakeSlack struct {
-	mu       sync.Mutex
-	calls    []url.Values // form of each call, with "method" added
-	seq      int
+	mu         sync.Mutex
+	calls      []url.Values // form of each call, with "method" added
+	seq        int
 	failures   []int // status codes to answer before succeeding
 	hang       bool
 	retryAfter string // Retry-After of a 429 (default 7)
