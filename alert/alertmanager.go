@@ -32,6 +32,7 @@ type Alertmanager struct {
 
 	mu    sync.Mutex
 	rules map[string]*amRule
+	kick  chan struct{} // a refresh now (after Restore)
 }
 
 type amRule struct {
@@ -55,7 +56,7 @@ func NewAlertmanager(baseURL, instance string, refresh time.Duration, client *ht
 	if clock == nil {
 		clock = RealClock
 	}
-	return &Alertmanager{url: strings.TrimRight(baseURL, "/") + "/api/v2/alerts", instance: instance, refresh: refresh, client: client, clock: clock, rules: map[string]*amRule{}}
+	return &Alertmanager{url: strings.TrimRight(baseURL, "/") + "/api/v2/alerts", instance: instance, refresh: refresh, client: client, clock: clock, rules: map[string]*amRule{}, kick: make(chan struct{}, 1)}
 }
 
 // Name implements Sink.
@@ -181,10 +182,53 @@ func (a *Alertmanager) post(ctx context.Context, alerts []amAlert) error {
 	}
 }
 
-// Refresh re-sends every firing alert every refresh interval until ctx is
-// done, so that Alertmanager keeps them active.
+// Restore takes the alerts that were open when an earlier process
+// stopped (Alertmanager may have them firing) and sends them at once, then
+// with every refresh, so that Alertmanager keeps them firing across the
+// restart instead of resolving them at their endsAt.
+func (a *Alertmanager) Restore(alerts []Alert) {
+	now := a.clock.Now()
+	a.mu.Lock()
+	for _, al := range alerts {
+		r := a.rules[al.Rule]
+		if r == nil {
+			r = &amRule{open: map[string]Alert{}, startsAt: al.FirstSeen}
+			if r.startsAt.IsZero() || r.startsAt.After(now) {
+				r.startsAt = now
+			}
+			a.rules[al.Rule] = r
+		}
+		if len(r.open) < maxKeysPerRule {
+			r.open[al.Key] = al
+		}
+	}
+	a.mu.Unlock()
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Refresh re-sends every firing alert every refresh interval (and at once
+// after Restore) until ctx is done, so that Alertmanager keeps them active.
 func (a *Alertmanager) Refresh(ctx context.Context) {
-	for a.clock.Sleep(ctx, a.refresh) == nil {
+	for {
+		// Sleep until the next refresh, or until Restore kicks.
+		sctx, cancel := context.WithCancel(ctx)
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-a.kick:
+				cancel()
+			case <-stop:
+			}
+		}()
+		a.clock.Sleep(sctx, a.refresh)
+		close(stop)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
 		now := a.clock.Now()
 		a.mu.Lock()
 		var out []amAlert

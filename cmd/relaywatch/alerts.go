@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -76,6 +78,7 @@ type alerting struct {
 	drain       time.Duration
 	fired       map[[2]string]uint64 // by rule and severity, for metrics
 	log         *alert.JSONLog       // --alerts-log, written at once
+	store       atomic.Pointer[alert.Store]
 	// resolveAfter ends a finding's episode (detect.Config.EpisodeGap).
 	resolveAfter time.Duration
 	det          *detect.Detector
@@ -126,7 +129,7 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	instance := o.instance()
 	a := &alerting{drain: o.DrainTimeout}
 	logf := func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: alerts to %s\n", msg) }
-	cfg := alert.DispatchConfig{MinInterval: o.slackMinPeriod, Log: logf}
+	cfg := alert.DispatchConfig{MinInterval: o.slackMinPeriod, Log: logf, OnDelivered: a.delivered}
 	var sinks, slackSinks []alert.Sink
 	client := &http.Client{Timeout: 15 * time.Second}
 	if webhook != "" {
@@ -195,7 +198,74 @@ func (a *alerting) emit(t alert.Transition) {
 	if t.Kind == alert.Fired {
 		a.fired[[2]string{t.Alert.Rule, t.Alert.Severity.String()}]++
 	}
+	if st := a.store.Load(); st != nil {
+		st.Record(t)
+	}
 	a.dispatchers.Emit(t)
+}
+
+// delivered hears from the dispatchers what each sink took.
+func (a *alerting) delivered(sink string, batch []alert.Transition) {
+	if st := a.store.Load(); st != nil {
+		st.Delivered(sink, batch)
+	}
+}
+
+// alertStoreFile is the alerts' journal in the state directory.
+const alertStoreFile = "alerts.journal"
+
+// restore opens the alerts' journal in stateDir (a sidecar's state) and
+// brings back what the last run left: the open alerts are re-opened
+// without being announced again (and their episodes go on, see attach),
+// each sink is sent what it had not taken (a Slack outage, a queue dropped
+// at exit), and Alertmanager gets every open alert at once and with every
+// refresh. legacy are the open alerts of a state file written before the
+// journal existed; they count as delivered. Call it before detector.
+func (a *alerting) restore(stateDir string, legacy []alert.Alert) error {
+	var sinks []string
+	for _, n := range a.dispatchers {
+		if d, ok := n.(*alert.Dispatcher); ok {
+			sinks = append(sinks, d.Name())
+		}
+	}
+	st, err := alert.OpenStore(filepath.Join(stateDir, alertStoreFile), sinks)
+	if err != nil {
+		return err
+	}
+	if st.Len() == 0 {
+		for _, al := range legacy {
+			t := alert.Transition{Kind: alert.Fired, Alert: al}
+			st.Record(t)
+			for _, s := range sinks {
+				st.Delivered(s, []alert.Transition{t})
+			}
+		}
+	}
+	open := st.Open()
+	a.manager.Restore(open)
+	for _, n := range a.dispatchers {
+		if d, ok := n.(*alert.Dispatcher); ok {
+			for _, t := range st.Pending(d.Name()) {
+				d.Enqueue(t)
+			}
+		}
+	}
+	for _, am := range a.am {
+		am.Restore(open)
+	}
+	a.store.Store(st)
+	return nil
+}
+
+// snapshot takes the alerts that changed since the last save (call it
+// under the lock that the positions saved with them are taken under) and
+// returns the function that writes them to the journal.
+func (a *alerting) snapshot() func() error {
+	st := a.store.Load()
+	if st == nil {
+		return func() error { return nil }
+	}
+	return st.Snapshot()
 }
 
 // checkURL checks a sink's URL at start: absolute, http or https, with a
@@ -288,6 +358,13 @@ func (a *alerting) stop(e *env) {
 		}
 	}
 
+	if st := a.store.Load(); st != nil {
+		// What the sinks took while draining.
+		if err := st.Save(); err != nil {
+			fmt.Fprintf(e.stderr, "relaywatch: %v\n", err)
+		}
+		st.Close()
+	}
 	for _, c := range a.closers {
 		c.Close()
 	}

@@ -264,3 +264,97 @@ func TestSinkURLsAreCheckedAtStart(t *testing.T) {
 		}
 	}
 }
+
+// fakeWebhook is a Slack incoming webhook that can be down.
+type fakeWebhook struct {
+	mu    sync.Mutex
+	down  bool
+	posts []string
+}
+
+func (f *fakeWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	f.posts = append(f.posts, string(b))
+	w.Write([]byte("ok"))
+}
+
+func (f *fakeWebhook) all() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.posts, "\n")
+}
+
+func TestSlackDownRestartSlackBack(t *testing.T) {
+	hook := &fakeWebhook{down: true}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "mail.log")
+	os.WriteFile(log, nil, 0o644)
+	alertsLog := filepath.Join(dir, "alerts.jsonl")
+	watch := func() (context.CancelFunc, chan int, *syncBuffer) {
+		stderr := newSyncBuffer()
+		e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: stderr, getenv: func(k string) string {
+			if k == envSlackWebhook {
+				return srv.URL + "/services/T/B/secret"
+			}
+			return ""
+		}}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, e, []string{"watch", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+				"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--local-domains", "example.org",
+				"--trusted-networks", "10.0.0.0/8", "--alerts-log", alertsLog, "--instance", "mail",
+				"--alert-drain-timeout", "200ms", log})
+		}()
+		waitReady(t, metricsAddr(t, stderr))
+		return cancel, done, stderr
+	}
+	cancel, done, stderr := watch()
+	mon, _ := abuserDays(5)
+	f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
+	f.WriteString(mon[:strings.Index(mon, "09:05:00")]) // the burst, not the quiet hour after it
+	f.Close()
+	waitUntil(t, 10*time.Second, "the alerts", func() bool {
+		return len(transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.66")) > 0
+	})
+	waitUntil(t, 10*time.Second, "Slack's failure to be logged", func() bool {
+		return strings.Contains(stderr.String(), "slack-webhook: failing, will retry: server_error")
+	})
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if hook.all() != "" {
+		t.Fatal("Slack took posts while down")
+	}
+
+	// Slack is back; relaywatch restarts and the logs stay quiet.
+	hook.mu.Lock()
+	hook.down = false
+	hook.mu.Unlock()
+	cancel, done, stderr = watch()
+	waitUntil(t, 10*time.Second, "the open alerts to reach Slack", func() bool {
+		all := hook.all()
+		return strings.Contains(all, "203.0.113.66") && strings.Contains(all, "foreign-to-foreign") && strings.Contains(all, "unknown-relaying-client")
+	})
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	// And a third start sends nothing again.
+	before := hook.all()
+	cancel, done, _ = watch()
+	cancel() // stopping drains the queues: whatever it had re-sent would be sent now
+	<-done
+	if hook.all() != before {
+		t.Error("delivered alerts were sent again after another restart")
+	}
+}

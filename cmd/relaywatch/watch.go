@@ -180,7 +180,9 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	if w.alerts, err = o.alerts.start(actx, e, false); err != nil {
 		return err
 	}
-	w.alerts.manager.Restore(w.state.OpenAlerts)
+	if err := w.alerts.restore(o.StateDir, w.state.OpenAlerts); err != nil {
+		return err
+	}
 	if w.det, w.baseline, err = o.policy.detector(w.alerts); err != nil {
 		return err
 	}
@@ -479,7 +481,7 @@ func (w *watcher) save() {
 		}
 		st.Positions[path] = &position{Offset: fsx.offset}
 	}
-	st.OpenAlerts = w.alerts.manager.Open()
+	saveAlerts := w.alerts.snapshot() // open alerts and deliveries: alerts.journal
 	st.LocalDomains = w.det.Policy().LearnedLocalDomains()
 	w.mu.Unlock()
 	for path, p := range st.Positions {
@@ -490,7 +492,13 @@ func (w *watcher) save() {
 		}
 		p.Identity = id
 	}
-	data, err := json.MarshalIndent(st, "", " ")
+	// The alerts first: after a crash between the two, lines are read
+	// again rather than their alerts forgotten.
+	err := saveAlerts()
+	data, merr := json.MarshalIndent(st, "", " ")
+	if err == nil {
+		err = merr
+	}
 	if err == nil {
 		err = detect.WriteFileAtomic(w.statePth, append(data, '\n'))
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
+
+	"github.com/relaywatch/relaywatch/alert"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -210,9 +212,14 @@ func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
 	if err != nil || json.Unmarshal(data, &st) != nil {
 		t.Fatalf("state: %v", err)
 	}
-	if p := st.Positions[log]; p == nil || p.Offset != int64(len(sample)) || len(st.OpenAlerts) != 6 {
-		t.Errorf("state: position %+v, %d open alerts", p, len(st.OpenAlerts))
+	store, err := alert.OpenStore(filepath.Join(dir, "state", alertStoreFile), nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if p := st.Positions[log]; p == nil || p.Offset != int64(len(sample)) || len(store.Open()) != 6 {
+		t.Errorf("state: position %+v, %d open alerts", p, len(store.Open()))
+	}
+	store.Close()
 }
 
 // TestWatchSurvivesKill9 runs watch as a process, kills it with SIGKILL in
