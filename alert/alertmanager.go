@@ -23,6 +23,13 @@ import (
 // annotations. While firing it is re-sent every refresh interval with
 // endsAt ahead, as Alertmanager expects from its clients; when its last key
 // resolves it is sent once more with endsAt now.
+//
+// Annotations are read by people through other tools: Alertmanager's own
+// Slack template puts them into mrkdwn. So every value from the logs in
+// them has its control characters escaped, '&', '<' and '>' as entities
+// ("<!channel>" arrives as "&lt;!channel&gt;", shown as text by Slack) and
+// backticks replaced by U+02CB, so that it can neither mention, link nor
+// close a template's code block.
 type Alertmanager struct {
 	url      string
 	instance string
@@ -127,16 +134,23 @@ func (a *Alertmanager) render(rule string, now time.Time) amAlert {
 	if len(listed) > MaxListed {
 		listed = append(append([]string(nil), keys[:MaxListed]...), "and "+strconv.Itoa(len(keys)-MaxListed)+" more")
 	}
+	for i, k := range listed {
+		listed[i] = forSlackTemplate(k, false)
+	}
 	desc := fmt.Sprintf("%d open: %s", len(keys), strings.Join(listed, ", "))
 	if len(keys) == 0 {
 		desc = "resolved: no new evidence"
 	}
-	ann := map[string]string{"summary": worst.Summary, "description": desc, "next_step": worst.NextStep}
+	ann := map[string]string{"summary": forSlackTemplate(worst.Summary, false), "description": desc, "next_step": forSlackTemplate(worst.NextStep, false)}
 	if len(worst.Evidence) > 0 {
-		ann["evidence"] = strings.Join(worst.Evidence, "\n")
+		lines := make([]string, len(worst.Evidence))
+		for i, l := range worst.Evidence {
+			lines[i] = forSlackTemplate(l, false)
+		}
+		ann["evidence"] = strings.Join(lines, "\n")
 	}
 	if worst.Summary == "" {
-		ann["summary"] = rule + " resolved on " + a.instance
+		ann["summary"] = rule + " resolved on " + forSlackTemplate(a.instance, false)
 	}
 	return amAlert{
 		Labels:      map[string]string{"alertname": "RelaywatchFinding", "rule": rule, "severity": sev, "instance": a.instance},

@@ -128,7 +128,7 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	}
 	instance := o.instance()
 	a := &alerting{drain: o.DrainTimeout}
-	logf := func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: alerts to %s\n", msg) }
+	logf := func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: alerts to %s\n", alert.EscapeControl(msg, "")) }
 	cfg := alert.DispatchConfig{MinInterval: o.slackMinPeriod, Log: logf, OnDelivered: a.delivered}
 	var sinks, slackSinks []alert.Sink
 	client := &http.Client{Timeout: 15 * time.Second}
@@ -159,7 +159,7 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 		// The audit trail is written as transitions happen, never queued
 		// behind the network sinks.
 		a.log = alert.NewJSONLog(w)
-		a.log.Log = func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: %s\n", msg) }
+		a.log.Log = func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: %s\n", alert.EscapeControl(msg, "")) }
 		a.dispatchers = append(a.dispatchers, a.log)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -368,4 +368,22 @@ func (a *alerting) stop(e *env) {
 	for _, c := range a.closers {
 		c.Close()
 	}
+}
+
+// terminalWriter shows control characters written to it as escapes (\e,
+// \x07, \u009b), keeping newlines and tabs: the text report prints log
+// lines, which attackers write, and must not let them clear the
+// operator's screen or paint "ALL CLEAR" on it.
+type terminalWriter struct{ w io.Writer }
+
+// terminalSafe wraps w for a report meant for a terminal.
+func terminalSafe(w io.Writer) io.Writer { return terminalWriter{w} }
+
+// Write implements io.Writer; it reports len(p) written when all of the
+// escaped text was.
+func (t terminalWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(t.w, alert.EscapeControl(string(p), "\n\t")); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

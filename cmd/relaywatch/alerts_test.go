@@ -358,3 +358,70 @@ func TestSlackDownRestartSlackBack(t *testing.T) {
 		t.Error("delivered alerts were sent again after another restart")
 	}
 }
+
+// hostileText is what attackers write into logs: terminal escapes that clear
+// the screen and paint "ALL CLEAR", a C1 CSI, a bidi override, mentions,
+// links and backticks.
+const hostileText = "\x1b[2J\x1b[H\x1b]0;owned\a\x1b[32mALL CLEAR \u009b31m \u202egnp.exe <!channel> <https://evil.example|x> ````"
+
+func TestHostileTextThroughEverySink(t *testing.T) {
+	hook := &fakeWebhook{}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	var amBodies []string
+	var amMu sync.Mutex
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		amMu.Lock()
+		amBodies = append(amBodies, string(b))
+		amMu.Unlock()
+	}))
+	defer am.Close()
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := 0; i < 3; i++ {
+		postfixMessage(&b, monday.Add(time.Duration(i)*time.Second), fmt.Sprintf("H%09d", i), "203.0.113.66", "x"+hostileText+"@spam.example", "v@victim.example")
+	}
+	logPath := filepath.Join(dir, "mail.log")
+	os.WriteFile(logPath, []byte(b.String()), 0o644)
+	alertsLog := filepath.Join(dir, "alerts.jsonl")
+	var out, errOut bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string {
+		if k == envSlackWebhook {
+			return srv.URL + "/hook"
+		}
+		return ""
+	}}
+	args := append(append([]string{"analyze", "--alerts-log", alertsLog, "--alertmanager", am.URL}, sampleArgs...), logPath)
+	if code := run(context.Background(), e, args); code != exitFindings {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	report := out.String()
+	if !strings.Contains(report, `\e[2J\e[H\e]0;owned\x07\e[32mALL CLEAR \u009b31m \u202egnp.exe`) {
+		t.Errorf("the report does not show the escapes:\n%s", report)
+	}
+	data, _ := os.ReadFile(alertsLog)
+	amMu.Lock()
+	am0 := strings.Join(amBodies, "\n")
+	amMu.Unlock()
+	for name, text := range map[string]string{"report": report, "stderr": errOut.String(), "alerts log": string(data), "Slack": hook.all(), "Alertmanager": am0} {
+		if text == "" && name != "stderr" {
+			t.Errorf("%s got nothing", name)
+		}
+		for _, r := range text {
+			if (r < 0x20 && r != '\n' && r != '\t') || (r >= 0x7f && r < 0xa0) || r == 0x202e {
+				t.Errorf("%s carries control character %U", name, r)
+				break
+			}
+		}
+	}
+	var ams []struct{ Annotations map[string]string }
+	json.Unmarshal([]byte(amBodies[0]), &ams)
+	for _, a := range ams {
+		for k, v := range a.Annotations {
+			if strings.Contains(v, "<!channel>") || strings.Contains(v, "<https") || strings.Contains(v, "`") {
+				t.Errorf("Alertmanager annotation %s is not safe for Slack templates: %q", k, v)
+			}
+		}
+	}
+}

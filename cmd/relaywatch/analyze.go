@@ -228,7 +228,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 			return err
 		}
 	default:
-		rep.writeText(e.stdout)
+		rep.writeText(terminalSafe(e.stdout))
 	}
 	if readErr != nil {
 		return readErr
