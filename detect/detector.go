@@ -64,8 +64,17 @@ type Config struct {
 	// MaxMessages caps the messages in flight; the least recently active is
 	// evicted beyond it. Default 50,000.
 	MaxMessages int
-	// MaxFindings caps distinct (rule, key) findings. Default 10,000.
+	// MaxFindings caps the (rule, key) findings kept; beyond it the
+	// stalest is evicted (never a new one refused). Default 10,000.
 	MaxFindings int
+	// EpisodeGap is the quiet period (event time) that ends a finding's
+	// episode; the next evidence starts a new one. Default 30m.
+	EpisodeGap time.Duration
+	// ClockWindow: a line dated further ahead of event time is judged
+	// without moving it, unless ClockConfirm consecutive lines agree.
+	// Defaults DefaultClockWindow and DefaultClockConfirm.
+	ClockWindow  time.Duration
+	ClockConfirm int
 	// MinRelayed is the number of relayed messages from one client before
 	// foreign-to-foreign and unknown-relaying-client report it. Default 1.
 	MinRelayed int
@@ -88,9 +97,11 @@ type Config struct {
 	// a program name (parsers/all's registry AdviceFor); without it, or
 	// for an unknown program, next steps name Postfix and Exim both.
 	Advice func(program string) *parsers.Advice
-	// OnFinding, if set, is called from Handle when a finding first reaches
-	// its threshold and again when it has grown: its count doubled, its
-	// severity rose, or a spike hit a new window. It gets a copy.
+	// OnFinding, if set, is called from Handle (and Advance) when a
+	// finding's episode first reaches its threshold, again when it has
+	// grown (its count doubled, its severity rose, or a spike hit a new
+	// window), and once when an episode it was told of ends (EndedAt set).
+	// It gets a copy; its Evidence must not be modified.
 	OnFinding func(Finding)
 }
 
@@ -100,7 +111,10 @@ type Stats struct {
 	Messages          uint64 // messages started (accepted, picked up or first seen)
 	MessagesEvicted   uint64 // dropped because MaxMessages was reached
 	MessagesExpired   uint64 // dropped after MessageTTL without a removal line
-	FindingsDropped   uint64 // findings not recorded because MaxFindings was reached
+	FindingsEvicted   uint64 // stalest findings forgotten because MaxFindings was reached
+	LinesAhead        uint64 // events dated beyond the clock window, judged without moving event time
+	LinesLate         uint64 // events dated more than the clock window before event time
+	ClockSteps        uint64 // event time stepped forward by more than the window, confirmed by later lines
 	SpikeKeysEvicted  uint64
 	Deliveries        [5][7]uint64 // by DeliveryClass and parsers.Status
 	RelayedByStranger uint64       // outbound deliveries of messages from clients that may not relay
@@ -131,8 +145,10 @@ type Detector struct {
 	seed           maphash.Seed
 	mta            string // program of the first delivery, for advice on spikes
 	relayedDomains tally  // recipient domains of relayed deliveries
-	findings       map[findingKey]*Finding
-	order          []findingKey
+	findings       *findingStore
+	clock          eventClock
+	ahead          bool       // the current event is dated beyond the clock window
+	stepTouched    []*Finding // findings touched by lines beyond the window
 	spike          *spikeRule
 	hourly         map[int64]uint64 // outbound deliveries by Unix hour
 	names          interner         // host and instance names
@@ -190,6 +206,15 @@ func New(cfg Config) (*Detector, error) {
 	if cfg.MaxFindings <= 0 {
 		cfg.MaxFindings = 10000
 	}
+	if cfg.EpisodeGap <= 0 {
+		cfg.EpisodeGap = DefaultEpisodeGap
+	}
+	if cfg.ClockWindow <= 0 {
+		cfg.ClockWindow = DefaultClockWindow
+	}
+	if cfg.ClockConfirm <= 0 {
+		cfg.ClockConfirm = DefaultClockConfirm
+	}
 	if cfg.MinRelayed <= 0 {
 		cfg.MinRelayed = 1
 	}
@@ -203,7 +228,7 @@ func New(cfg Config) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Detector{
+	d := &Detector{
 		cfg:      cfg,
 		policy:   cfg.Policy,
 		msgs:     newLRU[msgKey, *message](cfg.MaxMessages),
@@ -213,10 +238,12 @@ func New(cfg Config) (*Detector, error) {
 		relayers: newLRU[string, *relayer](cfg.MaxFindings),
 		causes:   newLRU[findingKey, *spikeCause](cfg.MaxFindings),
 		seed:     maphash.MakeSeed(),
-		findings: map[findingKey]*Finding{},
+		clock:    eventClock{window: cfg.ClockWindow, confirm: cfg.ClockConfirm},
 		spike:    sr,
 		hourly:   map[int64]uint64{},
-	}, nil
+	}
+	d.findings = newFindingStore(cfg.MaxFindings, cfg.EpisodeGap, d.episodeEnded)
+	return d, nil
 }
 
 // Policy returns the detector's policy (with what it learned).
@@ -234,6 +261,8 @@ func (d *Detector) SetPolicy(p *Policy) {
 func (d *Detector) Stats() Stats {
 	s := d.stats
 	s.SpikeKeysEvicted = d.spike.keys.evicted
+	s.FindingsEvicted = d.findings.evicted
+	s.LinesAhead, s.LinesLate, s.ClockSteps = d.clock.ahead, d.clock.late, d.clock.steps
 	return s
 }
 
@@ -246,11 +275,7 @@ func (d *Detector) Now() time.Time { return d.now }
 // Handle feeds one event to the detector.
 func (d *Detector) Handle(e *parsers.Event) {
 	d.stats.Events++
-	if e.Time.After(d.now) {
-		d.now = e.Time
-		d.expire()
-		d.expireHeld()
-	}
+	d.observeTime(e.Time, e.Host)
 	if d.start.IsZero() {
 		d.start = e.Time
 	}
@@ -560,7 +585,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 	case d.cfg.WarnNewRelayers:
 		d.newRelayer(e, m)
 	}
-	if firstAttempt {
+	if firstAttempt && !d.ahead {
 		d.spike.count(d, e, m)
 		h := e.Time.Unix() / 3600
 		if _, ok := d.hourly[h]; ok || len(d.hourly) < maxHours {
@@ -578,7 +603,7 @@ func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 	senderDomain := Domain(m.from)
 	localSender := senderDomain != "" && d.policy.IsLocalDomain(senderDomain)
 	if f := d.finding(RuleUnknownRelayingClient, key, e, SeverityCritical); f != nil {
-		if m.counted&countedUnknown == 0 {
+		if m.counted&countedUnknown == 0 || f.Count == 0 { // counted once per episode
 			m.counted |= countedUnknown
 			f.Count++
 		}
@@ -594,7 +619,7 @@ func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 		return
 	}
 	if f := d.finding(RuleForeignToForeign, key, e, SeverityCritical); f != nil {
-		if m.counted&countedF2F == 0 {
+		if m.counted&countedF2F == 0 || f.Count == 0 { // counted once per episode
 			m.counted |= countedF2F
 			f.Count++
 		}
@@ -636,30 +661,28 @@ func (d *Detector) newRelayer(e *parsers.Event, m *message) {
 	}
 }
 
-// finding returns the finding for (rule, key), creating it, or nil when the
-// cap on findings is reached.
+// finding returns the finding for (rule, key), creating it or starting its
+// next episode. It is never nil: the findings store evicts the stalest.
 func (d *Detector) finding(rule, key string, e *parsers.Event, sev Severity) *Finding {
-	fk := findingKey{rule, key}
-	if f, ok := d.findings[fk]; ok {
-		if e.Time.Before(f.FirstSeen) {
-			f.FirstSeen = e.Time
-		}
-		if e.Time.After(f.LastSeen) {
-			f.LastSeen = e.Time
-		}
-		if sev > f.Severity {
-			f.Severity = sev
-		}
+	at := d.judgedTime(e.Time)
+	f, isNew, prev := d.findings.get(rule, key, e.Host, sev, at)
+	if d.ahead && len(d.stepTouched) < maxStepTouched && (isNew || e.Time.Sub(prev) < d.cfg.EpisodeGap) {
+		// Active at the line's time if the clock steps to it; an episode
+		// that would have ended by then is not kept open by it.
+		d.stepTouched = append(d.stepTouched, f)
+	}
+	if isNew {
 		return f
 	}
-	if len(d.findings) >= d.cfg.MaxFindings {
-		d.stats.FindingsDropped++
-		return nil
+	if at.Before(f.FirstSeen) {
+		f.FirstSeen = at
 	}
-	fk = findingKey{rule, strings.Clone(key)}
-	f := &Finding{Rule: rule, Key: fk.key, Severity: sev, Host: strings.Clone(e.Host), FirstSeen: e.Time, LastSeen: e.Time}
-	d.findings[fk] = f
-	d.order = append(d.order, fk)
+	if at.After(f.LastSeen) {
+		f.LastSeen = at
+	}
+	if sev > f.Severity {
+		f.Severity = sev
+	}
 	return f
 }
 
@@ -697,11 +720,30 @@ func (d *Detector) notify(f *Finding) {
 		return
 	}
 	f.notifiedCount, f.notifiedSev, f.notifiedWindow = f.Count, f.Severity, f.WindowStart
+	d.tell(f)
+}
+
+// tell hands OnFinding a described copy of f. The copy shares f's
+// evidence array, which is only ever appended to.
+func (d *Detector) tell(f *Finding) {
 	c := *f
-	c.Evidence = append([]string(nil), f.Evidence...)
+	c.Evidence = f.Evidence[:len(f.Evidence):len(f.Evidence)]
 	d.describe(&c)
 	d.cfg.OnFinding(c)
 }
+
+// episodeEnded tells OnFinding that an episode it was told of ended.
+func (d *Detector) episodeEnded(f *Finding) {
+	if d.cfg.OnFinding != nil && f.notifiedCount > 0 {
+		d.tell(f)
+	}
+}
+
+// Restore puts back the findings of episodes that were open when an earlier
+// process stopped (a sidecar's saved alerts), so that their counts go on
+// from where they were and they are not announced again. Call it before
+// the first event.
+func (d *Detector) Restore(fs []Finding) { d.findings.restore(fs) }
 
 // reportable tells whether a finding reached its rule's threshold.
 func (d *Detector) reportable(f *Finding) bool {
@@ -738,17 +780,16 @@ func (d *Detector) describe(f *Finding) {
 
 // Findings returns the findings that reached their thresholds, worst first.
 func (d *Detector) Findings() []Finding {
-	out := make([]Finding, 0, len(d.order))
-	for _, fk := range d.order {
-		f := d.findings[fk]
+	out := make([]Finding, 0, d.findings.len())
+	d.findings.each(func(f *Finding) {
 		if !d.reportable(f) {
-			continue
+			return
 		}
 		c := *f
 		c.Evidence = append([]string(nil), f.Evidence...)
 		d.describe(&c)
 		out = append(out, c)
-	}
+	})
 	SortFindings(out)
 	return out
 }

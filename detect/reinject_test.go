@@ -95,8 +95,10 @@ func TestHeldCopyJudgedWhenParentNeverShows(t *testing.T) {
 	if n := d.Stats().Deliveries[DeliveryOutbound][parsers.StatusSent]; n != 0 {
 		t.Fatalf("outbound %d before the hold window passed, want 0 (held)", n)
 	}
-	// Any later line moves event time past the hold window.
-	feed(t, d, later+" mx1 postfix/smtpd[10]: connect from unknown[198.51.100.9]")
+	// Later lines move event time past the hold window (in steps within
+	// the clock window: one line far ahead alone would not move it).
+	feed(t, d, t0.Add(6*time.Minute).Format(time.Stamp)+" mx1 postfix/smtpd[10]: connect from unknown[198.51.100.8]",
+		later+" mx1 postfix/smtpd[10]: connect from unknown[198.51.100.9]")
 	st := d.Stats()
 	if st.Deliveries[DeliveryOutbound][parsers.StatusSent] != 1 || st.ParentNeverSeen != 1 || len(d.Findings()) != 0 {
 		t.Errorf("outbound %d, parent never seen %d, findings %v; want 1, 1, none",

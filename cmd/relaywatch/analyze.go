@@ -44,6 +44,9 @@ type policyOptions struct {
 	SpikeAlpha      float64
 	MaxMessages     int
 	MessageTTL      time.Duration
+	MaxFindings     int
+	ClockWindow     time.Duration
+	ClockConfirm    int
 	// The MTA's own configuration (paths; "" for none).
 	PostfixConfig  string
 	EximConfig     string
@@ -70,11 +73,14 @@ func (o *policyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.SpikeAlpha, "spike-alpha", detect.DefaultSpikeAlpha, "outbound-spike: weight of the newest window in the baseline (EWMA), in (0,1]")
 	fs.IntVar(&o.MaxMessages, "max-messages", 50000, "messages kept in memory for correlation; the least recently active is evicted beyond it")
 	fs.DurationVar(&o.MessageTTL, "message-ttl", 120*time.Hour, "event time after which a message without a removal line is forgotten")
+	fs.IntVar(&o.MaxFindings, "max-findings", 10000, "findings (rule and key) kept in memory; the stalest is forgotten beyond it, never a new one")
+	fs.DurationVar(&o.ClockWindow, "clock-window", detect.DefaultClockWindow, "a line dated further ahead of event time does not move it until --clock-confirm lines in a row agree")
+	fs.IntVar(&o.ClockConfirm, "clock-confirm", detect.DefaultClockConfirm, "consecutive lines beyond --clock-window (from two hosts when the log has several) that step event time")
 }
 
-// detector builds the detector and the baseline from the options;
-// onFinding (may be nil) hears of findings as they appear and grow.
-func (o *policyOptions) detector(onFinding func(detect.Finding)) (*detect.Detector, *detect.Baseline, error) {
+// detector builds the detector and the baseline from the options; alerts
+// (may be nil) hears of findings as they appear, grow and end.
+func (o *policyOptions) detector(alerts *alerting) (*detect.Detector, *detect.Baseline, error) {
 	var baseline *detect.Baseline
 	localDomains := o.LocalDomains
 	if o.Baseline != "" {
@@ -107,22 +113,34 @@ func (o *policyOptions) detector(onFinding func(detect.Finding)) (*detect.Detect
 	if o.MessageTTL <= 0 || o.LearnPeriod < 0 {
 		return nil, nil, fmt.Errorf("%w: --message-ttl and --learn-period must be positive", errUsage)
 	}
-	d, err := detect.New(detect.Config{
+	if o.MaxFindings < 10 || o.ClockWindow < time.Second || o.ClockConfirm < 1 {
+		return nil, nil, fmt.Errorf("%w: --max-findings must be at least 10, --clock-window at least 1s and --clock-confirm at least 1", errUsage)
+	}
+	cfg := detect.Config{
 		Policy:          policy,
 		MessageTTL:      o.MessageTTL,
 		MaxMessages:     o.MaxMessages,
+		MaxFindings:     o.MaxFindings,
+		ClockWindow:     o.ClockWindow,
+		ClockConfirm:    o.ClockConfirm,
 		MinRelayed:      o.MinRelayed,
 		WarnNewRelayers: o.WarnNewRelayers,
 		Baseline:        baseline,
 		LearnPeriod:     o.LearnPeriod,
-		OnFinding:       onFinding,
 		Advice:          all.Formats().AdviceFor,
 		Spike: detect.SpikeConfig{
 			Window: o.SpikeWindow, Factor: o.SpikeFactor, Min: o.SpikeMin, Alpha: o.SpikeAlpha,
 		},
-	})
+	}
+	if alerts != nil {
+		alerts.configure(&cfg)
+	}
+	d, err := detect.New(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if alerts != nil {
+		alerts.attach(d)
 	}
 	return d, baseline, nil
 }
@@ -193,7 +211,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	}
 	stopAlerts := sync.OnceFunc(func() { alerts.stop(e) })
 	defer stopAlerts()
-	det, baseline, err := o.policy.detector(alerts.observe)
+	det, baseline, err := o.policy.detector(alerts)
 	if err != nil {
 		return err
 	}
@@ -207,7 +225,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 		defer stop()
 	}
 	start := time.Now()
-	pipe := &pipeline{det: det, alerts: alerts, observe: func(ev *parsers.Event) {
+	pipe := &pipeline{det: det, observe: func(ev *parsers.Event) {
 		totals.Handle(ev)
 		rep.observe(ev)
 	}}
@@ -219,11 +237,9 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 		return readErr
 	}
 	det.Flush() // the end of the input: copies still waiting for a parent are judged
-	alerts.manager.Advance(det.Now())
 	rep.elapsed = time.Since(start)
 	rep.fill(results, totals.Totals(), det)
 	rep.trust = o.policy.trust
-	alerts.manager.Advance(det.Now())
 	alerts.sendSummary(rep.findings)
 	stopAlerts() // before the report, which may share stdout with --alerts-log -
 	m := rep.metrics(det, alerts)
@@ -251,7 +267,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 			return err
 		}
 	default:
-		rep.writeText(e.stdout)
+		rep.writeText(terminalSafe(e.stdout))
 	}
 	// Exit status for cron: findings at or above --fail-on win over input
 	// errors (exit 1, not 2), so that a wrapper that pages on 1 never misses

@@ -202,6 +202,7 @@ func TestWatchUnreadableFiles(t *testing.T) {
 	log := filepath.Join(dir, "mail.log")
 	state := filepath.Join(dir, "state")
 	os.Mkdir(state, 0o777)
+	os.Chmod(state, 0o777) // beyond the umask: the state is written as nobody
 	lines := sampleLines(t, filepath.Join("..", "..", "samples", "postfix", "normal.log"))
 	owner := func(path string) {
 		if prefix == nil {

@@ -516,9 +516,11 @@ func TestAnalyzeSendsOneSlackSummaryAndLogsTransitions(t *testing.T) {
 		counts[tr.Transition]++
 	}
 	// Six alerts fire, and all resolve: the log goes on for minutes after
-	// the burst, longer than --resolve-after.
-	if counts["fired"] != 6 || counts["resolved"] != 6 {
-		t.Errorf("transitions %v, want 6 fired and 6 resolved", counts)
+	// the burst, longer than --resolve-after. 127.0.0.77 relays again a
+	// quiet minute after its last message (08:39:36): a new episode, whose
+	// two alerts fire again at once.
+	if counts["fired"] != 8 || counts["resolved"] != 6 {
+		t.Errorf("transitions %v, want 8 fired and 6 resolved", counts)
 	}
 }
 

@@ -6,12 +6,11 @@ import (
 )
 
 // pipeline is what analyze and watch share after the per-stream stage
-// (stream.Stage): events go to detection in input order, and alerts advance
-// on the event time they reach, once per batch. analyze adds its totals and
+// (stream.Stage): events go to detection in input order (episodes, and so
+// alerts, move on the event time they carry). analyze adds its totals and
 // report as observers; watch has none.
 type pipeline struct {
 	det     *detect.Detector
-	alerts  *alerting
 	observe func(*parsers.Event) // may be nil
 }
 
@@ -24,5 +23,4 @@ func (p *pipeline) handle(evs []parsers.Event) {
 		}
 		p.det.Handle(ev)
 	}
-	p.alerts.manager.Advance(p.det.Now())
 }

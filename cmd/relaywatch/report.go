@@ -180,7 +180,7 @@ func (r *report) json() jsonReport {
 		Hourly:     r.hourly,
 		Correlation: jsonCorrelation{
 			Messages: r.stats.Messages, Evicted: r.stats.MessagesEvicted, Expired: r.stats.MessagesExpired,
-			UnknownOrigin: r.stats.UnknownOrigin, FindingsDropped: r.stats.FindingsDropped,
+			UnknownOrigin: r.stats.UnknownOrigin, FindingsDropped: r.stats.FindingsEvicted,
 			ParentNeverSeen: r.stats.ParentNeverSeen, HopsUnconfirmed: r.stats.HopsUnconfirmed,
 		},
 		Learned:   append([]string{}, r.learned...),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/relaywatch/relaywatch/detect"
@@ -69,6 +68,22 @@ func (o *policyOptions) check() []settingError {
 	positive("spike-factor", o.SpikeFactor >= 1, "--spike-factor %v: must be at least 1", o.SpikeFactor)
 	positive("spike-min", o.SpikeMin >= 1, "--spike-min %d: must be at least 1", o.SpikeMin)
 	positive("spike-alpha", o.SpikeAlpha > 0 && o.SpikeAlpha <= 1, "--spike-alpha %v: must be in (0, 1]", o.SpikeAlpha)
+	positive("max-findings", o.MaxFindings >= 10, "--max-findings %d: must be at least 10", o.MaxFindings)
+	positive("clock-window", o.ClockWindow >= time.Second, "--clock-window %v: must be at least 1s", o.ClockWindow)
+	positive("clock-confirm", o.ClockConfirm >= 1, "--clock-confirm %d: must be at least 1", o.ClockConfirm)
+	// The MTA configurations, each read as at start.
+	for _, c := range []struct {
+		setting string
+		only    policyOptions
+	}{
+		{"postfix-config", policyOptions{PostfixConfig: o.PostfixConfig}},
+		{"exim-config", policyOptions{EximConfig: o.EximConfig}},
+		{"exchange-config", policyOptions{ExchangeConfig: o.ExchangeConfig}},
+	} {
+		if _, err := c.only.readTrust(); err != nil {
+			errs = append(errs, settingError{c.setting, err})
+		}
+	}
 	return errs
 }
 
@@ -85,19 +100,19 @@ func (o *alertOptions) check() []settingError {
 	if o.AMRefresh <= 0 {
 		errs = append(errs, settingError{"alertmanager-refresh", fmt.Errorf("--alertmanager-refresh %v: must be positive", o.AMRefresh)})
 	}
-	checkURL := func(setting, raw string) {
+	// The same check as at start (alerting.start), with the same words.
+	check := func(setting, what, raw string, secret bool) {
 		if raw == "" {
 			return
 		}
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, settingError{setting, fmt.Errorf("--%s: want an http:// or https:// URL", setting)})
+		if err := checkURL(raw, secret); err != nil {
+			errs = append(errs, settingError{setting, fmt.Errorf("%s: %w", what, err)})
 		}
 	}
-	checkURL("slack-webhook", o.SlackWebhook)
-	checkURL("slack-api-url", o.SlackAPIURL)
+	check("slack-webhook", "the Slack webhook URL", o.SlackWebhook, true)
+	check("slack-api-url", "--slack-api-url", o.SlackAPIURL, false)
 	for _, u := range o.Alertmanagers {
-		checkURL("alertmanager", u)
+		check("alertmanager", "--alertmanager", u, false)
 	}
 	return errs
 }

@@ -171,13 +171,15 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	if w.alerts, err = o.alerts.start(actx, e, false); err != nil {
 		return err
 	}
-	w.alerts.manager.Restore(w.state.saved.OpenAlerts)
-	det, baseline, err := o.policy.detector(w.alerts.observe)
+	if err := w.alerts.restore(o.StateDir, w.state.saved.OpenAlerts); err != nil {
+		return err
+	}
+	det, baseline, err := o.policy.detector(w.alerts)
 	if err != nil {
 		return err
 	}
 	w.baseline = baseline
-	w.pipe = &pipeline{det: det, alerts: w.alerts}
+	w.pipe = &pipeline{det: det}
 	for _, d := range w.state.saved.LocalDomains {
 		det.Policy().LearnLocalDomain(d) // learned before the restart
 	}
@@ -389,7 +391,7 @@ func (w *watcher) idle() {
 	if w.lastWall.IsZero() || det.Now().IsZero() {
 		return
 	}
-	w.alerts.manager.Advance(det.Now().Add(time.Since(w.lastWall)))
+	w.alerts.advance(det.Now().Add(time.Since(w.lastWall)))
 }
 
 // save writes positions, open alerts and learned domains, each file
@@ -397,8 +399,8 @@ func (w *watcher) idle() {
 func (w *watcher) save() {
 	w.mu.Lock()
 	positions := w.positions.Clone()
+	saveAlerts := w.alerts.snapshot() // open alerts and each sink's deliveries: alerts.journal
 	st := &watchState{Version: 2, Saved: time.Now().UTC()}
-	st.OpenAlerts = w.alerts.manager.Open()
 	st.LocalDomains = w.pipe.det.Policy().LearnedLocalDomains()
 	var baseline []byte
 	var err error
@@ -407,6 +409,11 @@ func (w *watcher) save() {
 		baseline, err = marshalIndent(w.baseline)
 	}
 	w.mu.Unlock()
+	// The alerts first: after a crash between the two, lines are read
+	// again rather than their alerts forgotten.
+	if err == nil {
+		err = saveAlerts()
+	}
 	if err == nil {
 		err = w.state.save(positions, st)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
+	"github.com/relaywatch/relaywatch/alert"
 	"github.com/relaywatch/relaywatch/parsers/source"
 )
 
@@ -88,12 +89,17 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 func metricsAddr(t *testing.T, stderr *syncBuffer) string {
 	t.Helper()
 	var addr string
-	waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for addr == "" {
 		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
 			addr = m[1]
+			break
 		}
-		return addr != ""
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the HTTP server; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return addr
 }
 
@@ -230,9 +236,14 @@ func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := positions[log]; !ok || p.Offset != int64(len(sample)) || len(st.OpenAlerts) != 6 {
-		t.Errorf("state: position %+v, %d open alerts", p, len(st.OpenAlerts))
+	store, err := alert.OpenStore(filepath.Join(dir, "state", alertStoreFile), nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if p, ok := positions[log]; !ok || p.Offset != int64(len(sample)) || len(store.Open()) != 6 {
+		t.Errorf("state: position %+v, %d open alerts", p, len(store.Open()))
+	}
+	store.Close()
 }
 
 // TestWatchSurvivesKill9 runs watch as a process, kills it with SIGKILL in

@@ -17,9 +17,11 @@ import (
 // atomically in the state dir as state.json. File positions are saved by
 // the input side beside it (positions.json).
 type watchState struct {
-	Version      int           `json:"version"`
-	Saved        time.Time     `json:"saved"`
-	OpenAlerts   []alert.Alert `json:"open_alerts"`
+	Version int       `json:"version"`
+	Saved   time.Time `json:"saved"`
+	// OpenAlerts is read from state files of version 1; the open alerts
+	// live in alerts.journal now (alerting.snapshot).
+	OpenAlerts   []alert.Alert `json:"open_alerts,omitempty"`
 	LocalDomains []string      `json:"local_domains,omitempty"`
 	// Positions is read from state files of version 1, which held them.
 	Positions source.Positions `json:"positions,omitempty"`
