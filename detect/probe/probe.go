@@ -502,7 +502,7 @@ func serverName(ehlo, greet Reply) string {
 		if len(r.Lines) == 0 {
 			continue
 		}
-		if f := strings.Fields(r.Lines[0]); len(f) > 0 && validHostName(f[0]) && strings.Contains(f[0], ".") {
+		if f := strings.Fields(r.Lines[0]); len(f) > 0 && ValidHostName(f[0]) && strings.Contains(f[0], ".") {
 			return f[0]
 		}
 	}

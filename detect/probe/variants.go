@@ -92,9 +92,9 @@ func Variants(n Names) []Variant {
 	return vs
 }
 
-// validHostName reports whether s may be used as a host name in a command:
+// ValidHostName reports whether s may be used as a host name in a command:
 // letters, digits, dots and hyphens only (server text is attacker-chosen).
-func validHostName(s string) bool {
+func ValidHostName(s string) bool {
 	if s == "" || len(s) > 253 || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
 		return false
 	}
