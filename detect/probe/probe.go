@@ -44,7 +44,7 @@ const (
 // Defaults of Config.
 const (
 	DefaultTimeout        = 30 * time.Second
-	DefaultMaxConnections = 5
+	DefaultMaxConnections = 10
 	DefaultForeign        = "example.com"
 	DefaultLocalPart      = "relaywatch-probe"
 	DefaultHelo           = "relaywatch-probe.invalid"
@@ -92,10 +92,14 @@ type Config struct {
 type Attempt struct {
 	Variant Variant `json:"variant"`
 	// Commands are the commands sent for the variant, in order.
-	Commands  []string `json:"commands"`
-	MailReply *Reply   `json:"mail_reply,omitempty"`
-	RcptReply *Reply   `json:"rcpt_reply,omitempty"`
-	Verdict   Verdict  `json:"verdict"`
+	Commands []string `json:"commands"`
+	// From is the sender used: the variant's, or its AltFrom when the
+	// server refused the variant's (then SenderRefused is that refusal).
+	From          string  `json:"from"`
+	SenderRefused *Reply  `json:"sender_refused,omitempty"`
+	MailReply     *Reply  `json:"mail_reply,omitempty"`
+	RcptReply     *Reply  `json:"rcpt_reply,omitempty"`
+	Verdict       Verdict `json:"verdict"`
 	// Error says why the variant could not be tested (Verdict Error).
 	Error string `json:"error,omitempty"`
 }
@@ -172,6 +176,9 @@ type session struct {
 	c       *conn
 	tlsConf *tls.Config
 	noSTLS  bool
+	// refusedFrom are senders the server refused: variants that have an
+	// alternative use it straight away.
+	refusedFrom map[string]bool
 }
 
 // Run probes cfg.Addr and returns what every variant got. The error is
@@ -184,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("address %q: %w", cfg.Addr, err)
 	}
-	s := &session{cfg: cfg, host: host, noSTLS: cfg.NoStartTLS, res: &Result{Target: cfg.Addr, TLS: "none"}}
+	s := &session{cfg: cfg, host: host, noSTLS: cfg.NoStartTLS, refusedFrom: map[string]bool{}, res: &Result{Target: cfg.Addr, TLS: "none"}}
 	s.tlsConf = cfg.TLS
 	if s.tlsConf == nil {
 		s.tlsConf = &tls.Config{InsecureSkipVerify: true, ServerName: host} //nolint:gosec // the probe tests relaying, not certificates
@@ -437,12 +444,31 @@ func (s *session) try(ctx context.Context, v Variant) Attempt {
 // still decided when the RCPT TO reply arrived before it failed.
 func (s *session) attempt(v Variant) (Attempt, error) {
 	a := Attempt{Variant: v}
-	mail := "MAIL FROM:<" + v.From + ">"
+	from := v.From
+	if v.AltFrom != "" && s.refusedFrom[from] {
+		from = v.AltFrom
+	}
+	mail := "MAIL FROM:<" + from + ">"
 	a.Commands = append(a.Commands, mail)
 	rep, err := s.c.cmd(mail)
 	if err != nil {
 		return a, fmt.Errorf("MAIL FROM: %w", err)
 	}
+	if rep.Permanent() && classify(rep) == Refused && len(s.refusedFrom) < 100 {
+		s.refusedFrom[from] = true
+		if v.AltFrom != "" && from != v.AltFrom {
+			// Try the recipient with a sender the server may take.
+			refused := rep
+			a.SenderRefused = &refused
+			from = v.AltFrom
+			mail = "MAIL FROM:<" + from + ">"
+			a.Commands = append(a.Commands, mail)
+			if rep, err = s.c.cmd(mail); err != nil {
+				return a, fmt.Errorf("MAIL FROM: %w", err)
+			}
+		}
+	}
+	a.From = from
 	a.MailReply = &rep
 	if !rep.Positive() {
 		a.Verdict = classify(rep)

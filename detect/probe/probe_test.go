@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,23 +18,23 @@ import (
 // mx.test.example at 127.0.0.1, with the default names and local domain
 // example.org: written out, not built, so that Variants is checked.
 var wantVariants = []Variant{
-	{"null-sender", "", "relaywatch-probe@example.com"},
-	{"foreign-sender", "relaywatch-probe@example.com", "relaywatch-probe@example.com"},
-	{"sender-at-server-name", "relaywatch-probe@mx.test.example", "relaywatch-probe@example.com"},
-	{"sender-at-ip-literal", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe@example.com"},
-	{"percent-hack-ip", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe%example.com@[127.0.0.1]"},
-	{"percent-hack-server-name", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe%example.com@mx.test.example"},
-	{"quoted-at", "relaywatch-probe@[127.0.0.1]", `"relaywatch-probe@example.com"`},
-	{"quoted-percent", "relaywatch-probe@[127.0.0.1]", `"relaywatch-probe%example.com"`},
-	{"quoted-at-ip", "relaywatch-probe@[127.0.0.1]", `"relaywatch-probe@example.com"@[127.0.0.1]`},
-	{"double-at-ip", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe@example.com@[127.0.0.1]"},
-	{"double-at-server-name", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe@example.com@mx.test.example"},
-	{"source-route-ip", "relaywatch-probe@[127.0.0.1]", "@[127.0.0.1]:relaywatch-probe@example.com"},
-	{"source-route-server-name", "relaywatch-probe@[127.0.0.1]", "@mx.test.example:relaywatch-probe@example.com"},
-	{"bang-path", "relaywatch-probe@[127.0.0.1]", "example.com!relaywatch-probe"},
-	{"bang-path-ip", "relaywatch-probe@[127.0.0.1]", "example.com!relaywatch-probe@[127.0.0.1]"},
-	{"bang-path-server-name", "relaywatch-probe@[127.0.0.1]", "example.com!relaywatch-probe@mx.test.example"},
-	{"forged-local-sender", "postmaster@example.org", "relaywatch-probe@example.com"},
+	{"null-sender", "", "relaywatch-probe@example.com", ""},
+	{"foreign-sender", "relaywatch-probe@example.com", "relaywatch-probe@example.com", ""},
+	{"sender-at-server-name", "relaywatch-probe@mx.test.example", "relaywatch-probe@example.com", ""},
+	{"sender-at-ip-literal", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe@example.com", ""},
+	{"percent-hack-ip", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe%example.com@[127.0.0.1]", "relaywatch-probe@example.com"},
+	{"percent-hack-server-name", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe%example.com@mx.test.example", "relaywatch-probe@example.com"},
+	{"quoted-at", "relaywatch-probe@[127.0.0.1]", `"relaywatch-probe@example.com"`, "relaywatch-probe@example.com"},
+	{"quoted-percent", "relaywatch-probe@[127.0.0.1]", `"relaywatch-probe%example.com"`, "relaywatch-probe@example.com"},
+	{"quoted-at-ip", "relaywatch-probe@[127.0.0.1]", `"relaywatch-probe@example.com"@[127.0.0.1]`, "relaywatch-probe@example.com"},
+	{"double-at-ip", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe@example.com@[127.0.0.1]", "relaywatch-probe@example.com"},
+	{"double-at-server-name", "relaywatch-probe@[127.0.0.1]", "relaywatch-probe@example.com@mx.test.example", "relaywatch-probe@example.com"},
+	{"source-route-ip", "relaywatch-probe@[127.0.0.1]", "@[127.0.0.1]:relaywatch-probe@example.com", "relaywatch-probe@example.com"},
+	{"source-route-server-name", "relaywatch-probe@[127.0.0.1]", "@mx.test.example:relaywatch-probe@example.com", "relaywatch-probe@example.com"},
+	{"bang-path", "relaywatch-probe@[127.0.0.1]", "example.com!relaywatch-probe", "relaywatch-probe@example.com"},
+	{"bang-path-ip", "relaywatch-probe@[127.0.0.1]", "example.com!relaywatch-probe@[127.0.0.1]", "relaywatch-probe@example.com"},
+	{"bang-path-server-name", "relaywatch-probe@[127.0.0.1]", "example.com!relaywatch-probe@mx.test.example", "relaywatch-probe@example.com"},
+	{"forged-local-sender", "postmaster@example.org", "relaywatch-probe@example.com", ""},
 }
 
 func quick(addr string) Config {
@@ -510,4 +511,69 @@ func FuzzReadReply(f *testing.F) {
 		}
 		_ = fmt.Sprint(rep)
 	})
+}
+
+// TestRefusedSenderFallback: Exim and others refuse IP-literal senders
+// (501 domain literals not allowed); the recipient tricks are then tried with
+// the foreign sender, and the refused sender is not sent again.
+func TestRefusedSenderFallback(t *testing.T) {
+	srv := newFakeServer(t, serverConf{
+		mail: func(from string) string {
+			if strings.Contains(from, "[") {
+				return "501 <" + from + ">: domain literals not allowed"
+			}
+			return "250 OK"
+		},
+		rcpt: func(from, to string) string {
+			if to == "relaywatch-probe%example.com@mx.test.example" && from == "relaywatch-probe@example.com" {
+				return "250 Accepted"
+			}
+			return "550 relay not permitted"
+		},
+	})
+	res, err := Run(context.Background(), quick(srv.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.AcceptedVariants(); !cmp.Equal(got, []string{"percent-hack-server-name"}) {
+		t.Errorf("accepted %v", got)
+	}
+	// sender-at-ip-literal has no alternative: refused at MAIL FROM.
+	if a := res.Attempts[3]; a.Verdict != Refused || a.RcptReply != nil || a.MailReply.Code != 501 {
+		t.Errorf("sender-at-ip-literal: %+v", a)
+	}
+	// Later variants use the alternative at once.
+	a := res.Attempts[4]
+	if want := []string{"MAIL FROM:<relaywatch-probe@example.com>", "RCPT TO:<relaywatch-probe%example.com@[127.0.0.1]>", "RSET"}; !cmp.Equal(a.Commands, want) || a.From != "relaywatch-probe@example.com" {
+		t.Errorf("percent-hack-ip commands %q, from %q", a.Commands, a.From)
+	}
+}
+
+// TestRefusedSenderFallbackInAttempt: a sender refused in the middle of a
+// variant is replaced at once, and the refusal is kept in the attempt.
+func TestRefusedSenderFallbackInAttempt(t *testing.T) {
+	var n atomic.Int32
+	srv := newFakeServer(t, serverConf{
+		mail: func(from string) string {
+			// The IP-literal sender passes once (sender-at-ip-literal), then not.
+			if strings.Contains(from, "[") && n.Add(1) > 1 {
+				return "553 5.1.8 sender rejected"
+			}
+			return "250 OK"
+		},
+	})
+	res, err := Run(context.Background(), quick(srv.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := res.Attempts[4]
+	want := []string{"MAIL FROM:<relaywatch-probe@[127.0.0.1]>", "MAIL FROM:<relaywatch-probe@example.com>", "RCPT TO:<relaywatch-probe%example.com@[127.0.0.1]>", "RSET"}
+	if !cmp.Equal(a.Commands, want) || a.SenderRefused == nil || a.SenderRefused.Code != 553 || a.RcptReply == nil {
+		t.Errorf("percent-hack-ip: %+v", a)
+	}
+	for _, a := range res.Attempts[5:16] {
+		if a.From != "relaywatch-probe@example.com" || a.RcptReply == nil || len(a.Commands) != 3 {
+			t.Errorf("%s: from %q, commands %q", a.Variant.Name, a.From, a.Commands)
+		}
+	}
 }

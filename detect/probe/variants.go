@@ -12,6 +12,10 @@ type Variant struct {
 	Name string `json:"name"`
 	From string `json:"from"`
 	To   string `json:"to"`
+	// AltFrom is the sender used instead of From when the server refuses
+	// From (many refuse IP-literal senders): the variant is about its
+	// recipient, which is still worth trying.
+	AltFrom string `json:"alt_from,omitempty"`
 }
 
 // Names are what the variants are built from.
@@ -83,7 +87,7 @@ func Variants(n Names) []Variant {
 		{From: fromIP, To: plain},
 	}
 	for _, r := range rcpts {
-		vs = append(vs, Variant{From: fromIP, To: r})
+		vs = append(vs, Variant{From: fromIP, To: r, AltFrom: n.From + "@" + dom})
 	}
 	vs = append(vs, Variant{From: "postmaster@" + n.LocalDomain, To: plain})
 	for i := range vs {
