@@ -84,6 +84,7 @@ if LD_LIBRARY_PATH="$pf_lib" ldd "$exim" "$root/usr/lib/postfix/sbin/smtpd" | gr
   libs="libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libcrypt1 libsasl2-2 libssl3 libicu72"
   apt-get install -y -q --no-install-recommends $libs >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $libs >/dev/null; }
 fi
+command -v openssl >/dev/null || apt-get install -y -q --no-install-recommends openssl >/dev/null
 getent group postdrop >/dev/null || groupadd --system postdrop
 getent passwd postfix >/dev/null || useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin postfix
 getent passwd Debian-exim >/dev/null || useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin Debian-exim
