@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -292,20 +291,7 @@ func TestWatchSurvivesKill9(t *testing.T) {
 	}
 
 	// Every alert fired exactly once over both runs.
-	fired := map[string]int{}
-	af, _ := os.Open(alerts)
-	defer af.Close()
-	sc := bufio.NewScanner(af)
-	for sc.Scan() {
-		var tr struct {
-			Transition string `json:"transition"`
-			Alert      struct{ Rule, Key string }
-		}
-		json.Unmarshal(sc.Bytes(), &tr)
-		if tr.Transition == "fired" {
-			fired[tr.Alert.Rule+" "+tr.Alert.Key]++
-		}
-	}
+	fired := firedAlerts(t, alerts)
 	if len(fired) != 6 {
 		t.Errorf("alerts fired: %v, want the six of the incident", fired)
 	}

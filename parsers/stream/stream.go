@@ -202,14 +202,8 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 		go func() {
 			defer wg.Done()
 			for {
-				var j *job
-				var ok bool
-				select {
-				case j, ok = <-jobs:
-					if !ok {
-						return
-					}
-				case <-ctx.Done():
+				j, ok := receive(ctx, jobs)
+				if !ok {
 					return
 				}
 				b := pool.Get().(*Batch)
@@ -224,14 +218,8 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 	var fnErr error
 consume:
 	for {
-		var j *job
-		var ok bool
-		select {
-		case j, ok = <-ordered:
-			if !ok {
-				break consume
-			}
-		case <-ctx.Done():
+		j, ok := receive(ctx, ordered)
+		if !ok {
 			break consume
 		}
 		select {
@@ -274,6 +262,18 @@ consume:
 		return format, fmt.Errorf("reading stopped: %w", readerErr)
 	}
 	return format, nil
+}
+
+// receive takes the next value from ch; false when ch is closed or ctx is
+// done.
+func receive[T any](ctx context.Context, ch <-chan T) (T, bool) {
+	select {
+	case v, ok := <-ch:
+		return v, ok
+	case <-ctx.Done():
+		var zero T
+		return zero, false
+	}
 }
 
 // forLines calls fn for every non-empty line of block, without its line end.
