@@ -44,20 +44,38 @@ func (t *Trust) AddNetwork(item string) {
 		}
 	}
 	if p, err := netip.ParsePrefix(s); err == nil {
-		t.Networks = append(t.Networks, p.Masked().String())
+		t.addPrefix(item, p.Masked())
 		return
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
-		t.Networks = append(t.Networks, netip.PrefixFrom(a, a.BitLen()).String())
+		t.addPrefix(item, netip.PrefixFrom(a, a.BitLen()))
 		return
 	}
 	if lo, hi, ok := strings.Cut(s, "-"); ok {
 		if ps, ok := rangePrefixes(lo, hi); ok {
-			t.Networks = append(t.Networks, ps...)
+			for _, x := range ps {
+				t.addPrefix(item, netip.MustParsePrefix(x))
+			}
 			return
 		}
 	}
 	t.Notef("network %q is not an address or CIDR: not taken over", item)
+}
+
+// addPrefix adds a network, unless it is public address space wider than
+// any mail operator's own (an IPv4 prefix shorter than /16, IPv6 shorter
+// than /32): a mynetworks of 0.0.0.0/0 is how many servers become open
+// relays, and taking it over would make relaywatch trust every relaying
+// client. It is noted instead.
+func (t *Trust) addPrefix(item string, p netip.Prefix) {
+	a := p.Addr()
+	private := a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast()
+	wide := (a.Is4() && p.Bits() < 16) || (!a.Is4() && p.Bits() < 32)
+	if wide && !private {
+		t.Notef("network %q (%s) is public address space wider than a mail operator's own: an open relay by configuration? Not trusted by relaywatch", item, p)
+		return
+	}
+	t.Networks = append(t.Networks, p.String())
 }
 
 // AddDomain adds a domain name ("example.org", "*.example.org",

@@ -127,7 +127,7 @@ func TestReturningAbuserIsAlertedAgainLive(t *testing.T) {
 	defer cancel()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, e, []string{"watch", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+		done <- run(ctx, e, []string{"watch", "--mta-config", "none", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
 			"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--local-domains", "example.org",
 			"--trusted-networks", "10.0.0.0/8", "--alerts-log", alertsLog, "--instance", "mail", log})
 	}()
@@ -309,7 +309,7 @@ func TestSlackDownRestartSlackBack(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan int, 1)
 		go func() {
-			done <- run(ctx, e, []string{"watch", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+			done <- run(ctx, e, []string{"watch", "--mta-config", "none", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
 				"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--local-domains", "example.org",
 				"--trusted-networks", "10.0.0.0/8", "--alerts-log", alertsLog, "--instance", "mail",
 				"--alert-drain-timeout", "200ms", log})

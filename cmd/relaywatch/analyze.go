@@ -90,31 +90,9 @@ func (o *policyOptions) detector(alerts *alerting) (*detect.Detector, *detect.Ba
 		}
 		localDomains = append(append([]string(nil), localDomains...), baseline.LocalDomains...)
 	}
-	trusted := o.TrustedNetworks
-	trust, err := o.readTrust()
+	policy, err := o.policy(localDomains)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	o.trust = trust
-	for _, t := range trust {
-		localDomains = append(append(append([]string(nil), localDomains...), t.LocalDomains...), t.RelayDomains...)
-		trusted = append(append([]string(nil), trusted...), t.Networks...)
-	}
-	policy, err := detect.NewPolicy(localDomains, trusted, o.KnownClients)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if o.MinRelayed < 1 {
-		return nil, nil, fmt.Errorf("%w: --min-relayed %d: must be at least 1", errUsage, o.MinRelayed)
-	}
-	if o.MaxMessages < 100 {
-		return nil, nil, fmt.Errorf("%w: --max-messages %d: must be at least 100", errUsage, o.MaxMessages)
-	}
-	if o.MessageTTL <= 0 || o.LearnPeriod < 0 {
-		return nil, nil, fmt.Errorf("%w: --message-ttl and --learn-period must be positive", errUsage)
-	}
-	if o.MaxFindings < 10 || o.ClockWindow < time.Second || o.ClockConfirm < 1 {
-		return nil, nil, fmt.Errorf("%w: --max-findings must be at least 10, --clock-window at least 1s and --clock-confirm at least 1", errUsage)
+		return nil, nil, err
 	}
 	cfg := detect.Config{
 		Policy:          policy,
@@ -143,6 +121,27 @@ func (o *policyOptions) detector(alerts *alerting) (*detect.Detector, *detect.Ba
 		alerts.attach(d)
 	}
 	return d, baseline, nil
+}
+
+// policy builds the trust model from the flags, extra local domains (a
+// baseline's) and the MTA's configuration (read again at each call: watch
+// calls it at SIGHUP).
+func (o *policyOptions) policy(localDomains []string) (*detect.Policy, error) {
+	trusted := o.TrustedNetworks
+	trust, err := o.readTrust()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	o.trust = trust
+	for _, t := range trust {
+		localDomains = append(append(append([]string(nil), localDomains...), t.LocalDomains...), t.RelayDomains...)
+		trusted = append(append([]string(nil), trusted...), t.Networks...)
+	}
+	p, err := detect.NewPolicy(localDomains, trusted, o.KnownClients)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return p, nil
 }
 
 // AddFlags registers analyze's flags.

@@ -43,6 +43,7 @@ type watchOptions struct {
 	Journal       []string
 	ShutdownGrace time.Duration
 	LogFormat     string
+	MTAConfig     string
 	Config        string
 	Files         []string
 }
@@ -62,6 +63,7 @@ func (o *watchOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.Journal, "journal", nil, "follow a systemd unit's journal through journalctl (repeatable), e.g. postfix@-.service")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "at SIGTERM, how long queued alerts may take to be sent before exiting")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "format of watch's own log on stderr: text or json")
+	fs.StringVar(&o.MTAConfig, "mta-config", "auto", "auto: without --postfix-config or --exim-config, take the trust model from the local MTA's configuration when its tool (postconf, exim) is installed; none: only the flags")
 	fs.StringVar(&o.Config, "config", "", "YAML file of settings: flag names without dashes as keys (the command line wins); check it with relaywatch check-config")
 	fs.StringArrayVar(&o.Files, "files", nil, "files or globs to follow, like the arguments (for the config file)")
 }
@@ -104,6 +106,9 @@ func (o *watchOptions) check(args []string) []settingError {
 	}
 	if o.ShutdownGrace < 0 {
 		add("shutdown-grace", "--shutdown-grace %v: must not be negative", o.ShutdownGrace)
+	}
+	if o.MTAConfig != "auto" && o.MTAConfig != "none" {
+		add("mta-config", "--mta-config %q: use auto or none", o.MTAConfig)
 	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		add("log-format", "--log-format %q: use text or json", o.LogFormat)
@@ -156,6 +161,9 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	if err != nil {
 		return err
 	}
+	if o.MTAConfig == "auto" {
+		o.policy.localMTA(log)
+	}
 	w := &watcher{o: o, e: e, log: log, res: res, started: time.Now()}
 	w.live = stream.NewLive(res.registry, res.format, func() parsers.Options {
 		return parsers.Options{Year: o.input.Year, ModTime: time.Now(), Location: res.location}
@@ -180,6 +188,7 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	}
 	w.baseline = baseline
 	w.pipe = &pipeline{det: det}
+	logTrust(log, o.policy.trust)
 	for _, d := range w.state.saved.LocalDomains {
 		det.Policy().LearnLocalDomain(d) // learned before the restart
 	}
@@ -373,7 +382,13 @@ func (w *watcher) reload() *detect.Policy {
 	}
 	var p *detect.Policy
 	if err == nil {
-		p, err = detect.NewPolicy(o.policy.LocalDomains, o.policy.TrustedNetworks, o.policy.KnownClients)
+		if o.MTAConfig == "auto" {
+			o.policy.localMTA(nil)
+		}
+		p, err = o.policy.policy(nil) // the MTA's configuration is read again too
+	}
+	if err == nil {
+		logTrust(w.log, o.policy.trust)
 	}
 	if err != nil {
 		w.log.Error("reload of the config file ignored", "config", w.o.Config, "err", err)
