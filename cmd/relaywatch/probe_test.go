@@ -93,6 +93,12 @@ func TestProbeCommand(t *testing.T) {
 			t.Errorf("exit %d, output:\n%s", code, out)
 		}
 	})
+	t.Run("source address", func(t *testing.T) {
+		code, out, errOut := runCmd(t, "", "probe", "--source", "127.0.0.1", "-o", "json", closed)
+		if code != exitOK || !strings.Contains(out, `"verdict": "closed"`) {
+			t.Errorf("exit %d; stderr %s", code, errOut)
+		}
+	})
 	t.Run("port flag", func(t *testing.T) {
 		host, port, _ := net.SplitHostPort(closed)
 		code, _, errOut := runCmd(t, "", "probe", "--port", port, host)
@@ -114,6 +120,8 @@ func TestProbeCommand(t *testing.T) {
 		{"bad output", []string{"probe", "-o", "xml", closed}, `--output "xml"`},
 		{"bad port", []string{"probe", "--port", "70000", "mx"}, "--port 70000"},
 		{"bad ip", []string{"probe", "--ip", "mx", closed}, `--ip "mx"`},
+		{"bad source", []string{"probe", "--source", "here", closed}, `--source "here"`},
+		{"source not local", []string{"probe", "--timeout", "2s", "--source", "192.0.2.1", closed}, "could not test " + closed + ": connect to"},
 		{"bad domain", []string{"probe", "--local-domains", "a b", closed}, `"a b": not a host or domain name`},
 		{"nothing listens", []string{"probe", "--timeout", "2s", nothing}, "could not test " + nothing + ": connect to"},
 	} {

@@ -54,6 +54,9 @@ const (
 type Config struct {
 	// Addr is host:port.
 	Addr string
+	// Source is the local IP address to connect from (default: chosen by
+	// the system).
+	Source string
 	// ImplicitTLS speaks TLS from the first byte (port 465).
 	ImplicitTLS bool
 	// NoStartTLS keeps the session in clear text even when STARTTLS is offered.
@@ -314,7 +317,7 @@ func (s *session) connect(ctx context.Context) error {
 	if s.cfg.ImplicitTLS {
 		tconf = s.tlsConf
 	}
-	c, err := dial(ctx, s.cfg.Addr, s.cfg.Timeout, tconf)
+	c, err := dial(ctx, s.cfg.Addr, s.cfg.Source, s.cfg.Timeout, tconf)
 	if err != nil {
 		return err
 	}
