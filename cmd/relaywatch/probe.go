@@ -148,6 +148,7 @@ func writeProbe(e *env, output string, res *probe.Result) error {
 	if output == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // "RCPT TO:<...>" stays readable; control characters are still escaped
 		return enc.Encode(res)
 	}
 	fmt.Fprintf(e.stdout, "relay probe of %s (%s), server name %s, TLS: %s\n", res.Target, res.Address, orDash(res.ServerName), res.TLS)
