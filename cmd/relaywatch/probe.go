@@ -137,7 +137,7 @@ func runProbe(ctx context.Context, e *env, o *probeOptions, args []string) error
 	case res.Verdict == probe.Open:
 		return errFindings
 	case res.Verdict == probe.Untested:
-		return fmt.Errorf("could not test %s: %d of %d variants could not be tested", cfg.Addr, res.Errors, len(res.Attempts))
+		return fmt.Errorf("could not test %s: %s", cfg.Addr, strings.TrimPrefix(res.Summary(), "could not test: "))
 	}
 	return nil
 }

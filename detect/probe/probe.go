@@ -154,7 +154,8 @@ func (r *Result) Summary() string {
 	case Closed:
 		return fmt.Sprintf("closed: 0 of %d variants accepted (%d refused, %d need authentication)", n, r.Refused, r.NeedsAuth)
 	}
-	return fmt.Sprintf("could not test: %d of %d variants could not be tested, 0 accepted", r.Errors, n)
+	total := len(VariantNames)
+	return fmt.Sprintf("could not test: %d of %d variants not decided, none accepted", total-r.Refused-r.NeedsAuth, total)
 }
 
 // AcceptedVariants are the names of the accepted variants.

@@ -260,6 +260,9 @@ func TestFaults(t *testing.T) {
 			if len(res.Attempts) != 17 {
 				t.Errorf("%d attempts", len(res.Attempts))
 			}
+			if want := "could not test: 17 of 17 variants not decided, none accepted"; tt.verdict == Untested && res.Summary() != want {
+				t.Errorf("summary %q, want %q", res.Summary(), want)
+			}
 			if tt.errContains != "" && !strings.Contains(res.Attempts[0].Error, tt.errContains) {
 				t.Errorf("first error %q, want it to contain %q", res.Attempts[0].Error, tt.errContains)
 			}
