@@ -476,6 +476,10 @@ func (s *session) attempt(v Variant) (Attempt, error) {
 	a.MailReply = &rep
 	if !rep.Positive() {
 		a.Verdict = classify(rep)
+		if rep.Code == 530 && strings.Contains(strings.ToUpper(rep.String()), "STARTTLS") {
+			// "530 5.7.0 Must issue a STARTTLS command first": relaying was not tested.
+			a.Verdict, a.Error = Error, "the server wants STARTTLS first: "+rep.String()
+		}
 	} else {
 		rcpt := "RCPT TO:<" + v.To + ">"
 		a.Commands = append(a.Commands, rcpt)

@@ -110,6 +110,11 @@ func TestVerdicts(t *testing.T) {
 			verdict: Closed, counts: [4]int{0, 0, 17, 0},
 		},
 		{
+			name:    "STARTTLS required, and not done (--no-starttls): not tested",
+			conf:    serverConf{mail: func(string) string { return "530 5.7.0 Must issue a STARTTLS command first" }},
+			verdict: Untested, counts: [4]int{0, 0, 0, 17},
+		},
+		{
 			name: "Exchange refuses anonymous relay",
 			conf: serverConf{rcpt: func(_, _ string) string {
 				return "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"
