@@ -2,17 +2,24 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
+	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/relaywatch/relaywatch/detect/probe"
 )
 
 // smtpStub is a minimal SMTP server on 127.0.0.1 that answers every RCPT TO
-// with rcptReply. (detect/probe's tests have the thorough one.)
+// with rcptReply, or not at all when it is empty. (detect/probe's tests have
+// the thorough one.)
 func smtpStub(t *testing.T, rcptReply string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -44,6 +51,8 @@ func smtpStub(t *testing.T, rcptReply string) string {
 					switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); {
 					case verb == "EHLO":
 						reply = "250-mx.example.org\r\n250 PIPELINING"
+					case verb == "RCPT" && rcptReply == "":
+						continue // no reply at all
 					case verb == "RCPT":
 						reply = rcptReply
 					case verb == "QUIT":
@@ -93,6 +102,12 @@ func TestProbeCommand(t *testing.T) {
 			t.Errorf("exit %d, output:\n%s", code, out)
 		}
 	})
+	t.Run("source address", func(t *testing.T) {
+		code, out, errOut := runCmd(t, "", "probe", "--source", "127.0.0.1", "-o", "json", closed)
+		if code != exitOK || !strings.Contains(out, `"verdict": "closed"`) {
+			t.Errorf("exit %d; stderr %s", code, errOut)
+		}
+	})
 	t.Run("port flag", func(t *testing.T) {
 		host, port, _ := net.SplitHostPort(closed)
 		code, _, errOut := runCmd(t, "", "probe", "--port", port, host)
@@ -114,6 +129,8 @@ func TestProbeCommand(t *testing.T) {
 		{"bad output", []string{"probe", "-o", "xml", closed}, `--output "xml"`},
 		{"bad port", []string{"probe", "--port", "70000", "mx"}, "--port 70000"},
 		{"bad ip", []string{"probe", "--ip", "mx", closed}, `--ip "mx"`},
+		{"bad source", []string{"probe", "--source", "here", closed}, `--source "here"`},
+		{"source not local", []string{"probe", "--timeout", "2s", "--source", "192.0.2.1", closed}, "could not test " + closed + ": connect to"},
 		{"bad domain", []string{"probe", "--local-domains", "a b", closed}, `"a b": not a host or domain name`},
 		{"nothing listens", []string{"probe", "--timeout", "2s", nothing}, "could not test " + nothing + ": connect to"},
 	} {
@@ -130,5 +147,41 @@ func TestProbeHelpWarns(t *testing.T) {
 	code, out, _ := runCmd(t, "", "probe", "--help")
 	if code != exitOK || !strings.Contains(out, "WARNING") || !strings.Contains(out, "Test\nonly servers you run or are allowed to test") {
 		t.Errorf("exit %d, help:\n%s", code, out)
+	}
+}
+
+// TestProbeStopsOnSIGTERM: the binary, waiting for a reply with a long
+// timeout, stops at SIGTERM within a second, prints what it had and exits 2.
+func TestProbeStopsOnSIGTERM(t *testing.T) {
+	if testing.Short() || runtime.GOOS == "windows" {
+		t.Skip("runs the binary")
+	}
+	bin := buildBinary(t, t.TempDir())
+	silent := smtpStub(t, "")
+	cmd := exec.Command(bin, "probe", "--timeout", "1h", silent)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		took := time.Since(start)
+		t.Logf("probe stopped %v after SIGTERM: %s", took, strings.TrimSpace(stderr.String()))
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+			t.Errorf("exit: %v, want status 2", err)
+		}
+		if !strings.Contains(stderr.String(), "context canceled") {
+			t.Errorf("stderr: %s", stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("probe did not stop after SIGTERM")
 	}
 }
