@@ -26,6 +26,7 @@ func TestTotalsEqualEximstats(t *testing.T) {
 	logs := map[string]string{
 		"normal":   filepath.Join("..", "..", "samples", "exim", "normal.log"),
 		"incident": filepath.Join("..", "..", "samples", "exim", "incident.log"),
+		"realflows": filepath.Join("..", "..", "samples", "exim", "realflows.log"),
 	}
 	for _, dir := range parsertest.CorpusDirs(t, "exim") {
 		if p := filepath.Join(dir, "gvengel-exim_exporter-mainlog.log"); fileExists(p) {
