@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/relaywatch/relaywatch/detect"
+	"github.com/relaywatch/relaywatch/parsers/exchange"
 )
 
 // gatewayLog writes a Postfix log of a gateway that accepts mail for
@@ -112,5 +113,17 @@ func TestRelayRecipientTableLearnsTheDomain(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("learned %v, want customer.example", rep.Learned)
+	}
+}
+
+// TestREADMEHasTheExchangeExport keeps the README's PowerShell one-liner the
+// one the Exchange reader documents.
+func TestREADMEHasTheExchangeExport(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), exchange.TrustExport) {
+		t.Error("README.md does not hold exchange.TrustExport verbatim")
 	}
 }
