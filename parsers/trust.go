@@ -1,8 +1,10 @@
 package parsers
 
 import (
+	"bufio"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 )
 
@@ -133,4 +135,32 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(b)
 	return a
+}
+
+// maxListItems bounds the items read from one list or table file.
+const maxListItems = 100000
+
+// ReadListFile reads a file of list items or table keys (Postfix's table
+// sources, Exim's list files): items is called with every line that is
+// neither blank nor a comment and returns the items it holds. At most
+// 100,000 items are read.
+func ReadListFile(path string, items func(line string) []string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() && len(out) < maxListItems {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		out = append(out, items(line)...)
+	}
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/relaywatch/relaywatch/detect"
+	"github.com/relaywatch/relaywatch/parsers/exchange"
 )
 
 // gatewayLog writes a Postfix log of a gateway that accepts mail for
@@ -148,4 +149,16 @@ func TestWatchRereadsTheMTAConfigurationOnSIGHUP(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the trust model after SIGHUP", func() bool {
 		return strings.Contains(stderr.String(), "second.example") && strings.Contains(stderr.String(), "reloaded")
 	})
+}
+
+// TestREADMEHasTheExchangeExport keeps the README's PowerShell one-liner the
+// one the Exchange reader documents.
+func TestREADMEHasTheExchangeExport(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), exchange.TrustExport) {
+		t.Error("README.md does not hold exchange.TrustExport verbatim")
+	}
 }
