@@ -156,10 +156,7 @@ func TestRestoredEpisodeCountsGoOn(t *testing.T) {
 	var tl told
 	d := newDetector(t, Config{OnFinding: tl.on})
 	feed(t, d, relayed(t0, 256, "203.0.113.66")...)
-	var open []Finding
-	for _, f := range d.Findings() {
-		open = append(open, f)
-	}
+	open := d.Findings()
 	// A restart: a new detector, the open episodes restored.
 	var tl2 told
 	d2 := newDetector(t, Config{OnFinding: tl2.on})

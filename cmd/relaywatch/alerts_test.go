@@ -345,6 +345,33 @@ func TestSlackDownRestartSlackBack(t *testing.T) {
 		all := hook.all()
 		return strings.Contains(all, "203.0.113.66") && strings.Contains(all, "foreign-to-foreign") && strings.Contains(all, "unknown-relaying-client")
 	})
+	// The abuser goes on: its counts go on from where they were, in the
+	// same episode (no "now 2 messages" after 5, no second fire).
+	var more strings.Builder
+	for i := 0; i < 5; i++ {
+		postfixMessage(&more, monday.Add(time.Minute+time.Duration(i)*time.Second), fmt.Sprintf("MORE%06d", i), "203.0.113.66", "x@spam.example", "v@victim.example")
+	}
+	f, _ = os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
+	f.WriteString(more.String())
+	f.Close()
+	waitUntil(t, 10*time.Second, "the growth after the restart", func() bool {
+		got := transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.66")
+		return got[len(got)-1] == "updated 8 #0"
+	})
+	if got := strings.Join(transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.66"), ", "); got != "fired 1 #0, updated 2 #0, updated 4 #0, updated 8 #0" {
+		t.Errorf("transitions across the restart: %s", got)
+	}
+	waitUntil(t, 10*time.Second, "the updates to reach Slack (about one post a second)", func() bool {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		n := 0
+		for _, p := range hook.posts {
+			if strings.Contains(p, "(updated)") {
+				n++
+			}
+		}
+		return n == 2
+	})
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
