@@ -143,6 +143,7 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	}
 	for _, u := range o.Alertmanagers {
 		am := alert.NewAlertmanager(u, instance, o.AMRefresh, client, nil)
+		am.Log = func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: %s\n", alert.EscapeControl(msg, "")) }
 		a.am = append(a.am, am)
 		sinks = append(sinks, am)
 	}
