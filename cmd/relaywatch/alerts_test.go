@@ -460,13 +460,7 @@ func TestSixThousandAbusersThenANewOne(t *testing.T) {
 	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
 	f.WriteString(b.String())
 	f.Close()
-	alertsLog := filepath.Join(t.TempDir(), "alerts.jsonl")
-	var errOut bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errOut, getenv: func(string) string { return "" }}
-	args := append(append([]string{"analyze", "--alerts-log", alertsLog}, sampleArgs...), path)
-	if code := run(context.Background(), e, args); code != exitFindings {
-		t.Fatalf("exit %d: %s", code, errOut.String())
-	}
+	alertsLog := analyzeToAlertsLog(t, path)
 	if got := transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.200"); len(got) == 0 || got[0] != "fired 1 #0" {
 		t.Errorf("the new abuser: %v", got)
 	}
@@ -489,13 +483,7 @@ func TestOneLineADayAheadResolvesNothing(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "mail.log")
 	os.WriteFile(path, []byte(b.String()), 0o644)
-	alertsLog := filepath.Join(t.TempDir(), "alerts.jsonl")
-	var errOut bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errOut, getenv: func(string) string { return "" }}
-	args := append(append([]string{"analyze", "--alerts-log", alertsLog}, sampleArgs...), path)
-	if code := run(context.Background(), e, args); code != exitFindings {
-		t.Fatalf("exit %d: %s", code, errOut.String())
-	}
+	alertsLog := analyzeToAlertsLog(t, path)
 	data, _ := os.ReadFile(alertsLog)
 	if bytes.Contains(data, []byte(`"resolved"`)) {
 		t.Errorf("an alert resolved during the incident:\n%s", data)
@@ -506,4 +494,18 @@ func TestOneLineADayAheadResolvesNothing(t *testing.T) {
 	if got := transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.77"); len(got) != 1 || got[0] != "fired 1 #0" {
 		t.Errorf("the late relay: %v", got)
 	}
+}
+
+// analyzeToAlertsLog runs analyze on path, which must have findings, and
+// returns its alerts log.
+func analyzeToAlertsLog(t *testing.T, path string) string {
+	t.Helper()
+	alertsLog := filepath.Join(t.TempDir(), "alerts.jsonl")
+	var errOut bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errOut, getenv: func(string) string { return "" }}
+	args := append(append([]string{"analyze", "--alerts-log", alertsLog}, sampleArgs...), path)
+	if code := run(context.Background(), e, args); code != exitFindings {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	return alertsLog
 }
