@@ -1,9 +1,6 @@
 package detect
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // Defaults of the event clock.
 const (
@@ -36,8 +33,10 @@ type eventClock struct {
 	streakMax   time.Time
 	streakHost  string
 	streakHosts int // distinct hosts in the streak, up to 2
-	// hosts seen on lines within the window, with their latest time.
-	hosts map[string]time.Time
+	// The host of the last line within the window, and when a line within
+	// the window last came from another host than the line before it.
+	lastHost   string
+	hostChange time.Time
 
 	ahead, late, steps uint64
 }
@@ -69,8 +68,7 @@ func (c *eventClock) observe(t time.Time, host string) (moved, stepped, ahead bo
 		c.now = c.streakMax
 		c.streak = 0
 		c.steps++
-		clear(c.hosts)
-		c.seen(host, t)
+		c.lastHost, c.hostChange = host, time.Time{}
 		return true, true, false
 	}
 	c.streak = 0
@@ -86,43 +84,21 @@ func (c *eventClock) observe(t time.Time, host string) (moved, stepped, ahead bo
 	return false, false, false
 }
 
-// maxClockHosts bounds the hosts the clock remembers.
-const maxClockHosts = 64
-
-// seen notes a host on a line within the window.
+// seen notes the host of a line within the window. host must not point
+// into an input buffer (the detector interns it).
 func (c *eventClock) seen(host string, t time.Time) {
-	if _, ok := c.hosts[host]; ok {
-		c.hosts[host] = t
-		return
-	}
-	if c.hosts == nil {
-		c.hosts = map[string]time.Time{}
-	}
-	if len(c.hosts) >= maxClockHosts {
-		for h, at := range c.hosts {
-			if at.Before(c.now.Add(-c.window)) {
-				delete(c.hosts, h)
-			}
+	if host != c.lastHost {
+		if c.lastHost != "" {
+			c.hostChange = t
 		}
-		if len(c.hosts) >= maxClockHosts {
-			return
-		}
+		c.lastHost = host
 	}
-	c.hosts[strings.Clone(host)] = t
 }
 
 // multiHost tells whether lines of more than one host arrived within the
 // window of the clock.
 func (c *eventClock) multiHost() bool {
-	n := 0
-	for _, at := range c.hosts {
-		if !at.Before(c.now.Add(-c.window)) {
-			if n++; n >= 2 {
-				return true
-			}
-		}
-	}
-	return false
+	return !c.hostChange.IsZero() && !c.hostChange.Before(c.now.Add(-c.window))
 }
 
 // maxStepTouched bounds the findings remembered while a clock step is not
@@ -132,6 +108,9 @@ const maxStepTouched = 64
 // observeTime runs the event clock on one event's time and, when it moved,
 // expires messages and ends quiet episodes.
 func (d *Detector) observeTime(t time.Time, host string) {
+	if host != d.clock.lastHost && host != d.clock.streakHost {
+		host = d.names.get(host) // the clock keeps it
+	}
 	moved, stepped, ahead := d.clock.observe(t, host)
 	d.ahead = ahead
 	if !ahead && !stepped {
