@@ -38,7 +38,13 @@ type eventClock struct {
 	lastHost   string
 	hostChange time.Time
 
-	ahead, late, steps uint64
+	aheadLines, lateLines, steps uint64
+
+	// isAhead: the current event is dated beyond the window.
+	isAhead bool
+	// touched are the findings that got evidence from the lines of the
+	// current streak beyond the window.
+	touched []*Finding
 }
 
 // observe takes the time of one event. It reports whether the clock moved
@@ -62,7 +68,7 @@ func (c *eventClock) observe(t time.Time, host string) (moved, stepped, ahead bo
 			c.streakHosts = 2
 		}
 		if c.streak < c.confirm || c.streakHosts < 2 && c.multiHost() {
-			c.ahead++
+			c.aheadLines++
 			return false, false, true
 		}
 		c.now = c.streakMax
@@ -73,7 +79,7 @@ func (c *eventClock) observe(t time.Time, host string) (moved, stepped, ahead bo
 	}
 	c.streak = 0
 	if t.Before(c.now.Add(-c.window)) {
-		c.late++
+		c.lateLines++
 	} else {
 		c.seen(host, t)
 	}
@@ -112,9 +118,9 @@ func (d *Detector) observeTime(t time.Time, host string) {
 		host = d.names.get(host) // the clock keeps it
 	}
 	moved, stepped, ahead := d.clock.observe(t, host)
-	d.ahead = ahead
+	d.clock.isAhead = ahead
 	if !ahead && !stepped {
-		d.stepTouched = d.stepTouched[:0]
+		d.clock.touched = d.clock.touched[:0]
 	}
 	if !moved {
 		return
@@ -125,16 +131,16 @@ func (d *Detector) observeTime(t time.Time, host string) {
 	if stepped {
 		// Findings that got evidence from the lines that confirmed the
 		// step were active at the new time, not at the old one.
-		touched = d.stepTouched
+		touched = d.clock.touched
 	}
 	d.findings.advance(d.now, touched)
-	d.stepTouched = d.stepTouched[:0]
+	d.clock.touched = d.clock.touched[:0]
 }
 
 // judgedTime is the time an event counts at in findings: its own, unless it
 // is dated beyond the clock's window (then the clock's).
 func (d *Detector) judgedTime(t time.Time) time.Time {
-	if d.ahead {
+	if d.clock.isAhead {
 		return d.now
 	}
 	return t
