@@ -205,24 +205,13 @@ func (s *Store) Save() error { return s.Snapshot()() }
 // the write fails, they are saved with the next snapshot.
 func (s *Store) Snapshot() func() error {
 	s.mu.Lock()
-	var buf bytes.Buffer
-	ids := make([]string, 0, len(s.dirty))
-	for id := range s.dirty {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		b, err := json.Marshal(storeRecord{ID: id, Entry: s.entries[id]})
-		if err != nil {
-			s.mu.Unlock()
-			return func() error { return fmt.Errorf("alert store: %w", err) }
-		}
-		buf.Write(b)
-		buf.WriteByte('\n')
-	}
+	buf, ids, err := encode(s, s.dirty)
 	clear(s.dirty)
 	live := len(s.entries)
 	s.mu.Unlock()
+	if err != nil {
+		return func() error { return err }
+	}
 	return func() error {
 		if buf.Len() == 0 {
 			return nil
@@ -243,6 +232,26 @@ func (s *Store) Snapshot() func() error {
 	}
 }
 
+// encode writes the journal lines of the alerts named by the keys of ids,
+// in order; s.mu is held.
+func encode[V any](s *Store, ids map[string]V) (*bytes.Buffer, []string, error) {
+	sorted := make([]string, 0, len(ids))
+	for id := range ids {
+		sorted = append(sorted, id)
+	}
+	sort.Strings(sorted)
+	var buf bytes.Buffer
+	for _, id := range sorted {
+		b, err := json.Marshal(storeRecord{ID: id, Entry: s.entries[id]})
+		if err != nil {
+			return nil, nil, fmt.Errorf("alert store: %w", err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	return &buf, sorted, nil
+}
+
 func (s *Store) append(b []byte) error {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
@@ -260,23 +269,12 @@ func (s *Store) append(b []byte) error {
 // rename) and reopens it for appending.
 func (s *Store) compact() error {
 	s.mu.Lock()
-	var buf bytes.Buffer
-	ids := make([]string, 0, len(s.entries))
-	for id := range s.entries {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		b, err := json.Marshal(storeRecord{ID: id, Entry: s.entries[id]})
-		if err != nil {
-			s.mu.Unlock()
-			return fmt.Errorf("alert store: %w", err)
-		}
-		buf.Write(b)
-		buf.WriteByte('\n')
-	}
+	buf, _, err := encode(s, s.entries)
 	clear(s.dirty)
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(s.path), filepath.Base(s.path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("alert store: %w", err)

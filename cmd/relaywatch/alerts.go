@@ -64,8 +64,9 @@ func (o *alertOptions) instance() string {
 	return h
 }
 
-// alerting is the running alert machinery: the lifecycle manager and a
-// dispatcher per sink.
+// alerting is the running alert machinery: the lifecycle manager, a
+// notifier per sink (a dispatcher per network sink, the alerts log written
+// at once) and, in watch, the journal of what was delivered.
 type alerting struct {
 	manager     *alert.Manager
 	dispatchers alert.Fanout // get every transition
@@ -143,6 +144,7 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	}
 	for _, u := range o.Alertmanagers {
 		am := alert.NewAlertmanager(u, instance, o.AMRefresh, client, nil)
+		am.Log = func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: %s\n", alert.EscapeControl(msg, "")) }
 		a.am = append(a.am, am)
 		sinks = append(sinks, am)
 	}

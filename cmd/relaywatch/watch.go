@@ -200,8 +200,9 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 		if err != nil {
 			return fmt.Errorf("%w: --listen: %w", errUsage, err)
 		}
-		srv = &http.Server{Handler: w.handler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
+		var limited net.Listener
+		srv, limited = newHTTPServer(ln, w.handler()) // timeouts and a connection limit: httpserver.go
+		go srv.Serve(limited)
 		log.Info("serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
 	}
 
