@@ -14,7 +14,11 @@ type JSONLog struct {
 }
 
 // NewJSONLog writes to w.
-func NewJSONLog(w io.Writer) *JSONLog { return &JSONLog{enc: json.NewEncoder(w)} }
+func NewJSONLog(w io.Writer) *JSONLog {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // evidence lines keep their <, > and &
+	return &JSONLog{enc: enc}
+}
 
 // Name implements Sink.
 func (l *JSONLog) Name() string { return "alerts-log" }

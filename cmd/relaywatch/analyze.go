@@ -208,6 +208,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	case "json":
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // evidence lines keep their <, > and &
 		if err := enc.Encode(rep.json()); err != nil {
 			return err
 		}

@@ -93,8 +93,8 @@ type jsonReport struct {
 	Inputs      []jsonInput        `json:"inputs"`
 	Lines       jsonLines          `json:"lines"`
 	Hosts       []string           `json:"hosts"`
-	FirstEvent  *time.Time         `json:"first_event,omitempty"`
-	LastEvent   *time.Time         `json:"last_event,omitempty"`
+	FirstEvent  *time.Time         `json:"first_event"` // null without events
+	LastEvent   *time.Time         `json:"last_event"`
 	Totals      detect.Totals      `json:"totals"`
 	Deliveries  map[string]uint64  `json:"deliveries"`
 	Relayed     uint64             `json:"relayed_for_strangers"`
@@ -106,9 +106,9 @@ type jsonReport struct {
 
 type jsonInput struct {
 	Name   string    `json:"name"`
-	Format string    `json:"format,omitempty"`
+	Format string    `json:"format"` // "" when it could not be told
 	Lines  jsonLines `json:"lines"`
-	Error  string    `json:"error,omitempty"`
+	Error  *string   `json:"error"` // null when it was read
 }
 
 type jsonLines map[string]uint64
@@ -148,12 +148,13 @@ func (r *report) deliveryMap() map[string]uint64 {
 
 func (r *report) json() jsonReport {
 	j := jsonReport{
+		Inputs:     []jsonInput{},
 		Lines:      lineMap(&r.lines),
-		Hosts:      r.hostList(),
+		Hosts:      append([]string{}, r.hostList()...),
 		Totals:     r.totals,
 		Deliveries: r.deliveryMap(),
 		Relayed:    r.stats.RelayedByStranger,
-		Hourly:     r.hourly,
+		Hourly:     append([]detect.HourCount{}, r.hourly...),
 		Correlation: jsonCorrelation{
 			Messages: r.stats.Messages, Evicted: r.stats.MessagesEvicted, Expired: r.stats.MessagesExpired,
 			UnknownOrigin: r.stats.UnknownOrigin, FindingsDropped: r.stats.FindingsDropped,
@@ -167,7 +168,11 @@ func (r *report) json() jsonReport {
 	}
 	for i := range r.inputs {
 		in := &r.inputs[i]
-		j.Inputs = append(j.Inputs, jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines), Error: in.Error})
+		ji := jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines)}
+		if in.Error != "" {
+			ji.Error = &in.Error
+		}
+		j.Inputs = append(j.Inputs, ji)
 	}
 	return j
 }
