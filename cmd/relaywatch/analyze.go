@@ -21,6 +21,7 @@ type analyzeOptions struct {
 	alerts  alertOptions
 	metrics metricsOptions
 	Output  string
+	HTML    string
 	FailOn  string
 	// Progress is auto (on a terminal), always or never.
 	Progress string
@@ -112,6 +113,7 @@ func (o *analyzeOptions) AddFlags(fs *pflag.FlagSet) {
 	o.alerts.AddFlags(fs)
 	o.metrics.AddFlags(fs)
 	fs.StringVarP(&o.Output, "output", "o", "text", "report format: text or json")
+	fs.StringVar(&o.HTML, "html", "", "also write the report as one self-contained HTML file (chart, timeline, findings)")
 	fs.StringVar(&o.FailOn, "fail-on", "critical", "exit 1 when a finding has this severity or worse: info, warning, critical")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (when stderr is a terminal), always, never")
 	fs.StringVar(&o.Config, "config", "", "YAML file of settings: flag names without dashes as keys (the command line wins)")
@@ -214,6 +216,11 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 		}
 	default:
 		rep.writeText(e.stdout)
+	}
+	if o.HTML != "" {
+		if err := rep.writeHTMLFile(o.HTML); err != nil {
+			return fmt.Errorf("%w: %w", errInput, err)
+		}
 	}
 	if readErr != nil {
 		return readErr
