@@ -216,25 +216,10 @@ func outboundChart(hourly []detect.HourCount, findings []detect.Finding) htmlCha
 	if len(hourly) == 0 {
 		return c
 	}
-	bucket, layout := time.Hour, "Jan 2 15:00"
-	if hourly[len(hourly)-1].Hour.Sub(hourly[0].Hour) > 48*time.Hour {
-		bucket, layout, c.Bucket = 24*time.Hour, "Jan 2", "day"
-	}
-	type slot struct {
-		t time.Time
-		n uint64
-	}
-	var slots []slot
-	for _, hc := range hourly {
-		t := hc.Hour.UTC().Truncate(bucket)
-		if len(slots) > 0 && slots[len(slots)-1].t.Equal(t) {
-			slots[len(slots)-1].n += hc.Count
-			continue
-		}
-		for len(slots) > 0 && slots[len(slots)-1].t.Add(bucket).Before(t) && len(slots) < 2000 {
-			slots = append(slots, slot{t: slots[len(slots)-1].t.Add(bucket)})
-		}
-		slots = append(slots, slot{t: t, n: hc.Count})
+	slots, bucket := outboundSlots(hourly)
+	layout := "Jan 2 15:00"
+	if bucket > time.Hour {
+		layout, c.Bucket = "Jan 2", "day"
 	}
 	var max uint64
 	for _, s := range slots {

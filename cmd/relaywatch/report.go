@@ -275,26 +275,10 @@ func writeChart(w io.Writer, hourly []detect.HourCount, findings []detect.Findin
 	if len(hourly) == 0 {
 		return
 	}
-	bucket, layout, label := time.Hour, "2006-01-02 15:00", "hour"
-	if span := hourly[len(hourly)-1].Hour.Sub(hourly[0].Hour); span > 48*time.Hour {
-		bucket, layout, label = 24*time.Hour, "2006-01-02", "day"
-	}
-	type row struct {
-		t time.Time
-		n uint64
-	}
-	var rows []row
-	for _, h := range hourly {
-		t := h.Hour.Truncate(bucket)
-		if len(rows) > 0 && rows[len(rows)-1].t.Equal(t) {
-			rows[len(rows)-1].n += h.Count
-			continue
-		}
-		// Show empty buckets between busy ones, so gaps are visible.
-		for len(rows) > 0 && rows[len(rows)-1].t.Add(bucket).Before(t) && len(rows) < 400 {
-			rows = append(rows, row{t: rows[len(rows)-1].t.Add(bucket)})
-		}
-		rows = append(rows, row{t: t, n: h.Count})
+	rows, bucket := outboundSlots(hourly)
+	layout, label := "2006-01-02 15:00", "hour"
+	if bucket > time.Hour {
+		layout, label = "2006-01-02", "day"
 	}
 	var max uint64
 	for _, r := range rows {
