@@ -61,7 +61,7 @@ type svgBar struct {
 	Label, Count string
 }
 
-type svgText struct{ X, Label string }
+type svgText struct{ X, Label, Anchor string }
 
 type svgGrid struct{ Y, TextY, Label string }
 
@@ -246,7 +246,7 @@ func outboundChart(hourly []detect.HourCount, findings []detect.Finding) htmlCha
 		c.Bars = append(c.Bars, svgBar{X: px(left + float64(i)*slotW + slotW*0.1), Y: px(bottom - bh), W: px(slotW * 0.8), H: px(bh),
 			Label: s.t.Format("2006-01-02 15:04") + " UTC", Count: humanInt(s.n)})
 		if i%every == 0 {
-			c.Ticks = append(c.Ticks, svgText{X: px(left + (float64(i)+0.5)*slotW), Label: s.t.Format(layout)})
+			c.Ticks = append(c.Ticks, svgText{X: px(left + (float64(i)+0.5)*slotW), Label: s.t.Format(layout), Anchor: "middle"})
 		}
 	}
 	// Findings that began within a few pixels of each other share one line,
@@ -330,7 +330,11 @@ func clientTimeline(first, last time.Time, findings []detect.Finding) htmlClient
 	}
 	for i := 0; i <= 4; i++ {
 		t := start.Add(time.Duration(float64(end.Sub(start)) * float64(i) / 4))
-		out.Ticks = append(out.Ticks, svgText{X: px(xOf(t)), Label: t.Format(layout)})
+		anchor := "middle"
+		if i == 4 {
+			anchor = "end" // the last label ends at the right edge
+		}
+		out.Ticks = append(out.Ticks, svgText{X: px(xOf(t)), Label: t.Format(layout), Anchor: anchor})
 	}
 	for r, client := range order {
 		y := float64(r) * rowH
