@@ -244,9 +244,9 @@ func outboundChart(hourly []detect.HourCount, findings []detect.Finding) htmlCha
 	for i, s := range slots {
 		bh := (bottom - top) * float64(s.n) / float64(max)
 		c.Bars = append(c.Bars, svgBar{X: px(left + float64(i)*slotW + slotW*0.1), Y: px(bottom - bh), W: px(slotW * 0.8), H: px(bh),
-			Label: s.t.Format("2006-01-02 15:04") + " UTC", Count: humanInt(s.n)})
+			Label: s.t.UTC().Format("2006-01-02 15:04") + " UTC", Count: humanInt(s.n)})
 		if i%every == 0 {
-			c.Ticks = append(c.Ticks, svgText{X: px(left + (float64(i)+0.5)*slotW), Label: s.t.Format(layout), Anchor: "middle"})
+			c.Ticks = append(c.Ticks, svgText{X: px(left + (float64(i)+0.5)*slotW), Label: s.t.UTC().Format(layout), Anchor: "middle"})
 		}
 	}
 	// Findings that began within a few pixels of each other share one line,
