@@ -18,11 +18,9 @@ import (
 	"github.com/relaywatch/relaywatch/detect"
 )
 
-// DefaultResolveAfter is the quiet period after which an alert resolves.
-const DefaultResolveAfter = 30 * time.Minute
-
-// MaxOpen bounds the open alerts; beyond it the oldest is resolved early.
-const MaxOpen = 10000
+// DefaultResolveAfter is the quiet period after which an alert resolves:
+// the end of its finding's episode.
+const DefaultResolveAfter = detect.DefaultEpisodeGap
 
 // Kind is the kind of a transition.
 type Kind string
@@ -82,38 +80,44 @@ func fromFinding(f detect.Finding) Alert {
 	return Alert{Finding: f}
 }
 
-// Manager keeps the open alerts. It is not safe for concurrent use: call it
-// from the goroutine that runs detection.
+// Manager keeps the open alerts. It mirrors the episodes of detect's
+// findings, which own the lifecycle on event time: a finding's first
+// report fires an alert, its growth updates it, the end of its episode
+// resolves it, and a later episode of the same key fires again (a group
+// whose last notification was a resolution is notified as new). It is not
+// safe for concurrent use: call it from the goroutine that runs detection.
 type Manager struct {
-	resolveAfter time.Duration
-	open         map[string]*Alert
-	emit         func(Transition)
-	now          time.Time
+	open map[string]*Alert
+	emit func(Transition)
 }
 
 // NewManager returns a manager that hands every transition to emit.
-// resolveAfter <= 0 means DefaultResolveAfter.
-func NewManager(resolveAfter time.Duration, emit func(Transition)) *Manager {
-	if resolveAfter <= 0 {
-		resolveAfter = DefaultResolveAfter
-	}
-	return &Manager{resolveAfter: resolveAfter, open: map[string]*Alert{}, emit: emit}
+func NewManager(emit func(Transition)) *Manager {
+	return &Manager{open: map[string]*Alert{}, emit: emit}
 }
 
-// Observe takes a finding (from detect.Config.OnFinding): a new alert fires,
-// an open one is updated when the finding grew. The same finding twice is
-// no transition.
+// Observe takes a finding (from detect.Config.OnFinding): a new episode
+// fires, growth of an open one is an update, an ended one resolves. The
+// same finding twice is no transition.
 func (m *Manager) Observe(f detect.Finding) {
-	if f.LastSeen.After(m.now) {
-		m.now = f.LastSeen
+	id := f.Rule + " " + f.Key
+	old, ok := m.open[id]
+	if ok && old.Episode != f.Episode {
+		// An episode whose end was not seen (the finding was evicted
+		// and came back): the old one is over.
+		m.resolve(old, f.FirstSeen)
+		ok = false
+	}
+	if !f.EndedAt.IsZero() {
+		if ok {
+			old.Finding = f
+			old.Evidence = append([]string(nil), f.Evidence...)
+			m.resolve(old, f.EndedAt)
+		}
+		return
 	}
 	a := fromFinding(f)
-	id := a.ID()
-	old, ok := m.open[id]
 	if !ok {
-		if len(m.open) >= MaxOpen {
-			m.resolveOldest()
-		}
 		m.open[id] = &a
 		m.emit(Transition{Kind: Fired, Alert: a})
 		return
@@ -128,41 +132,14 @@ func (m *Manager) Observe(f detect.Finding) {
 	}
 }
 
-// Advance moves event time to now and resolves the alerts that were quiet
-// for the resolve period.
-func (m *Manager) Advance(now time.Time) {
-	if now.After(m.now) {
-		m.now = now
-	}
-	var quiet []*Alert
-	for _, a := range m.open {
-		if m.now.Sub(a.LastSeen) >= m.resolveAfter {
-			quiet = append(quiet, a)
-		}
-	}
-	sort.Slice(quiet, func(i, j int) bool { return quiet[i].ID() < quiet[j].ID() })
-	for _, a := range quiet {
-		m.resolve(a, a.LastSeen.Add(m.resolveAfter))
-	}
-}
-
 func (m *Manager) resolve(a *Alert, at time.Time) {
 	delete(m.open, a.ID())
 	a.ResolvedAt = at
 	m.emit(Transition{Kind: Resolved, Alert: *a})
 }
 
-func (m *Manager) resolveOldest() {
-	var oldest *Alert
-	for _, a := range m.open {
-		if oldest == nil || a.LastSeen.Before(oldest.LastSeen) || a.LastSeen.Equal(oldest.LastSeen) && a.ID() < oldest.ID() {
-			oldest = a
-		}
-	}
-	if oldest != nil {
-		m.resolve(oldest, m.now)
-	}
-}
+// Len is the number of open alerts.
+func (m *Manager) Len() int { return len(m.open) }
 
 // Open returns the open alerts, ordered by rule and key: the state a
 // sidecar saves so that a restart does not announce them again.
@@ -175,16 +152,25 @@ func (m *Manager) Open() []Alert {
 	return out
 }
 
-// Restore reopens saved alerts without announcing them.
+// Restore reopens saved alerts without announcing them. Give their
+// findings to detect's Detector.Restore too, so that their episodes go on.
 func (m *Manager) Restore(alerts []Alert) {
 	for _, a := range alerts {
 		a := a
 		a.Evidence = append([]string(nil), a.Evidence...)
+		a.ResolvedAt = time.Time{}
 		m.open[a.ID()] = &a
-		if a.LastSeen.After(m.now) {
-			m.now = a.LastSeen
-		}
 	}
+}
+
+// Findings returns the findings of the open alerts, for
+// detect's Detector.Restore.
+func (m *Manager) Findings() []detect.Finding {
+	out := make([]detect.Finding, 0, len(m.open))
+	for _, a := range m.Open() {
+		out = append(out, a.Finding)
+	}
+	return out
 }
 
 // Escape makes text taken from a log safe for Slack's mrkdwn: '&', '<' and

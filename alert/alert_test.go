@@ -33,34 +33,44 @@ func kinds(ts []Transition) string {
 	return strings.Join(out, "; ")
 }
 
-func TestLifecycleOnEventTime(t *testing.T) {
+func TestLifecycleMirrorsEpisodes(t *testing.T) {
 	var got []Transition
-	m := NewManager(30*time.Minute, func(tr Transition) { got = append(got, tr) })
-	m.Observe(finding(detect.RuleForeignToForeign, "203.0.113.66", 1, t0))
-	m.Observe(finding(detect.RuleForeignToForeign, "203.0.113.66", 1, t0)) // duplicate: nothing
-	m.Observe(finding(detect.RuleForeignToForeign, "203.0.113.66", 4, t0.Add(time.Minute)))
-	m.Advance(t0.Add(20 * time.Minute)) // still within the quiet period
-	m.Advance(t0.Add(31 * time.Minute))
-	m.Advance(t0.Add(40 * time.Minute)) // already resolved: nothing
-	// The same key again after resolution is a new alert.
-	m.Observe(finding(detect.RuleForeignToForeign, "203.0.113.66", 9, t0.Add(50*time.Minute)))
-	want := "fired 203.0.113.66 1; updated 203.0.113.66 4; resolved 203.0.113.66 4; fired 203.0.113.66 9"
+	m := NewManager(func(tr Transition) { got = append(got, tr) })
+	f := finding(detect.RuleForeignToForeign, "203.0.113.66", 1, t0)
+	f.Episode = 1
+	m.Observe(f)
+	m.Observe(f) // duplicate: nothing
+	f.Count, f.LastSeen = 4, t0.Add(time.Minute)
+	m.Observe(f)
+	f.EndedAt = t0.Add(31 * time.Minute)
+	m.Observe(f)
+	m.Observe(f) // already resolved: nothing
+	// The next episode of the same key is a new alert.
+	g := finding(detect.RuleForeignToForeign, "203.0.113.66", 1, t0.Add(50*time.Minute))
+	g.Episode = 2
+	m.Observe(g)
+	// An episode whose end was never seen (evicted in detect): the old
+	// alert resolves before the new one fires.
+	h := g
+	h.Episode = 3
+	m.Observe(h)
+	want := "fired 203.0.113.66 1; updated 203.0.113.66 4; resolved 203.0.113.66 4; fired 203.0.113.66 1; resolved 203.0.113.66 1; fired 203.0.113.66 1"
 	if k := kinds(got); k != want {
 		t.Errorf("transitions:\n got  %s\n want %s", k, want)
 	}
 	if r := got[2].Alert.ResolvedAt; !r.Equal(t0.Add(31 * time.Minute)) {
-		t.Errorf("resolved at %v, want last seen + 30m", r)
+		t.Errorf("resolved at %v, want the episode's end", r)
 	}
 }
 
 func TestRestoreDoesNotAnnounceAgain(t *testing.T) {
 	var first []Transition
-	m := NewManager(0, func(tr Transition) { first = append(first, tr) })
+	m := NewManager(func(tr Transition) { first = append(first, tr) })
 	m.Observe(finding(detect.RuleForeignToForeign, "203.0.113.66", 5, t0))
 	saved, _ := json.Marshal(m.Open())
 
 	var after []Transition
-	m2 := NewManager(0, func(tr Transition) { after = append(after, tr) })
+	m2 := NewManager(func(tr Transition) { after = append(after, tr) })
 	var open []Alert
 	if err := json.Unmarshal(saved, &open); err != nil {
 		t.Fatal(err)
@@ -70,9 +80,8 @@ func TestRestoreDoesNotAnnounceAgain(t *testing.T) {
 	if len(after) != 0 {
 		t.Errorf("restored alert announced again: %s", kinds(after))
 	}
-	m2.Advance(t0.Add(2 * time.Hour))
-	if k := kinds(after); k != "resolved 203.0.113.66 5" {
-		t.Errorf("after restore: %s", k)
+	if fs := m2.Findings(); len(fs) != 1 || fs[0].Count != 5 {
+		t.Errorf("findings for detect: %+v", fs)
 	}
 }
 
@@ -94,30 +103,99 @@ func TestEscapeHostileStrings(t *testing.T) {
 	}
 }
 
+// hostile is attacker-written text: mentions, links, backticks that would
+// close a code block or span (four of them: a zero-width space after the
+// first only breaks three), terminal escapes that clear the screen and
+// paint "ALL CLEAR", a C1 CSI, a bidi override.
+const hostile = "<!channel> <https://evil.example|click> https://evil.example/x ```` `x` \x1b[2J\x1b[H\x1b]0;owned\a\x1b[32mALL CLEAR \u009b31m \u202egnp.exe"
+
 // hostileAlert carries attacker-chosen text in every field a log feeds.
 func hostileAlert() Transition {
 	return Transition{Kind: Fired, Alert: Alert{Finding: detect.Finding{
-		Rule: detect.RuleForeignToForeign, Key: "<!channel>", Severity: detect.SeverityCritical, Host: "<@U123>",
-		Summary:  "helo <https://evil.example|click here> relays",
-		Evidence: []string{"Nov 24 10:00:00 mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 <!channel>; helo=<<!here>> ``` break out"},
-		NextStep: "block <!everyone>", Count: 3, Recipients: 9, FirstSeen: t0, LastSeen: t0,
+		Rule: detect.RuleForeignToForeign, Key: "`<!channel>` " + hostile, Severity: detect.SeverityCritical, Host: "<@U123>\x1b[2J",
+		Summary:  "helo <https://evil.example|click here> relays " + hostile,
+		Evidence: []string{"Nov 24 10:00:00 mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 <!channel>; helo=<<!here>> ``` break out", "Subject: " + hostile},
+		NextStep: "block <!everyone> " + hostile, Count: 3, Recipients: 9, FirstSeen: t0, LastSeen: t0,
 	}}}
 }
 
-func checkNoRawMarkup(t *testing.T, payload string) {
+// checkSlackPayload checks a Slack message (its blocks as JSON, and its
+// text): no mention, link, code fence or control character in any mrkdwn
+// or plain text, every code span closed where it opened, every mrkdwn
+// object verbatim, and the evidence in a rich_text preformatted block (taken
+// literally by Slack), without control characters.
+func checkSlackPayload(t *testing.T, blocksJSON, text string) {
 	t.Helper()
-	checkNoRawMarkupFences(t, payload, 2)
+	var markup, literal []string
+	if text != "" {
+		markup = append(markup, text)
+	}
+	if blocksJSON != "" {
+		var blocks any
+		if err := json.Unmarshal([]byte(blocksJSON), &blocks); err != nil {
+			t.Fatalf("blocks: %v: %s", err, blocksJSON)
+		}
+		var walk func(v any, inPre bool)
+		walk = func(v any, inPre bool) {
+			switch v := v.(type) {
+			case []any:
+				for _, e := range v {
+					walk(e, inPre)
+				}
+			case map[string]any:
+				typ, _ := v["type"].(string)
+				switch typ {
+				case "mrkdwn":
+					if v["verbatim"] != true {
+						t.Errorf("mrkdwn not verbatim: %v", v)
+					}
+					markup = append(markup, v["text"].(string))
+				case "plain_text":
+					markup = append(markup, v["text"].(string))
+				case "text":
+					if inPre {
+						literal = append(literal, v["text"].(string))
+					} else {
+						markup = append(markup, v["text"].(string))
+					}
+				}
+				for k, e := range v {
+					if k != "text" || typ == "section" || typ == "header" {
+						walk(e, inPre || typ == "rich_text_preformatted")
+					}
+				}
+			}
+		}
+		walk(blocks, false)
+	}
+	for _, m := range markup {
+		for _, raw := range []string{"<!", "<@", "<#", "<http", "```"} {
+			if strings.Contains(m, raw) {
+				t.Errorf("markup contains raw %q: %q", raw, m)
+			}
+		}
+		if strings.Count(m, "`")%2 != 0 {
+			t.Errorf("a code span can be closed early: %q", m)
+		}
+		checkNoControl(t, m)
+	}
+	for _, l := range literal {
+		checkNoControl(t, l)
+	}
+	if blocksJSON != "" && strings.Contains(blocksJSON, "Subject") && len(literal) == 0 {
+		t.Errorf("evidence not in a rich_text preformatted block: %s", blocksJSON)
+	}
 }
 
-func checkNoRawMarkupFences(t *testing.T, payload string, fences int) {
+// checkNoControl fails if s holds a character a terminal or Slack would act
+// on (C0 but newline, DEL, C1, bidi overrides).
+func checkNoControl(t *testing.T, s string) {
 	t.Helper()
-	for _, raw := range []string{"<!channel>", "<!here>", "<@U123>", "<https://evil.example|click", "<!everyone>"} {
-		if strings.Contains(payload, raw) {
-			t.Errorf("payload contains raw %q:\n%s", raw, payload)
+	for _, r := range s {
+		if (r < 0x20 && r != '\n') || (r >= 0x7f && r < 0xa0) || (r >= 0x202a && r <= 0x202e) {
+			t.Errorf("control character %U in %q", r, s)
+			return
 		}
-	}
-	if strings.Count(payload, "```") != fences {
-		t.Errorf("evidence escaped its code block: %d fences", strings.Count(payload, "```"))
 	}
 }
 
@@ -186,21 +264,19 @@ func TestWebhookEscapesAndSends(t *testing.T) {
 	if len(msg.Blocks) < 4 || msg.Text == "" {
 		t.Errorf("message lacks blocks or fallback text: %s", bodies[0])
 	}
-	// Decode the JSON so that escapes such as \u003c do not hide raw markup.
-	var decoded any
-	json.Unmarshal([]byte(bodies[0]), &decoded)
-	plain, _ := json.Marshal(decoded)
-	checkNoRawMarkup(t, strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(string(plain)))
+	blocks, _ := json.Marshal(msg.Blocks)
+	checkSlackPayload(t, string(blocks), msg.Text)
 }
 
 // fakeSlack is a Slack Web API over httptest: chat.postMessage and
 // chat.update, with unique timestamps, and failures on demand.
 type fakeSlack struct {
-	mu       sync.Mutex
-	calls    []url.Values // form of each call, with "method" added
-	seq      int
-	failures []int // status codes to answer before succeeding
-	hang     bool
+	mu         sync.Mutex
+	calls      []url.Values // form of each call, with "method" added
+	seq        int
+	failures   []int // status codes to answer before succeeding
+	hang       bool
+	retryAfter string // Retry-After of a 429 (default 7)
 }
 
 func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -218,7 +294,11 @@ func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code := f.failures[0]
 		f.failures = f.failures[1:]
 		if code == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "7")
+			ra := f.retryAfter
+			if ra == "" {
+				ra = "7"
+			}
+			w.Header().Set("Retry-After", ra)
 		}
 		w.WriteHeader(code)
 		return
@@ -274,10 +354,7 @@ func TestBotUpdatesInPlaceAndRepliesInThread(t *testing.T) {
 		t.Errorf("the message was not marked resolved: %s", fs.calls[3].Get("blocks"))
 	}
 	for _, c := range fs.calls {
-		if c.Get("blocks") != "" {
-			checkNoRawMarkup(t, c.Get("blocks"))
-		}
-		checkNoRawMarkupFences(t, c.Get("text"), 0)
+		checkSlackPayload(t, c.Get("blocks"), c.Get("text"))
 	}
 }
 

@@ -23,6 +23,13 @@ import (
 // annotations. While firing it is re-sent every refresh interval with
 // endsAt ahead, as Alertmanager expects from its clients; when its last key
 // resolves it is sent once more with endsAt now.
+//
+// Annotations are read by people through other tools: Alertmanager's own
+// Slack template puts them into mrkdwn. So every value from the logs in
+// them has its control characters escaped, '&', '<' and '>' as entities
+// ("<!channel>" arrives as "&lt;!channel&gt;", shown as text by Slack) and
+// backticks replaced by U+02CB, so that it can neither mention, link nor
+// close a template's code block.
 type Alertmanager struct {
 	url      string
 	instance string
@@ -32,6 +39,7 @@ type Alertmanager struct {
 
 	mu    sync.Mutex
 	rules map[string]*amRule
+	kick  chan struct{} // a refresh now (after Restore)
 }
 
 type amRule struct {
@@ -55,7 +63,7 @@ func NewAlertmanager(baseURL, instance string, refresh time.Duration, client *ht
 	if clock == nil {
 		clock = RealClock
 	}
-	return &Alertmanager{url: strings.TrimRight(baseURL, "/") + "/api/v2/alerts", instance: instance, refresh: refresh, client: client, clock: clock, rules: map[string]*amRule{}}
+	return &Alertmanager{url: strings.TrimRight(baseURL, "/") + "/api/v2/alerts", instance: instance, refresh: refresh, client: client, clock: clock, rules: map[string]*amRule{}, kick: make(chan struct{}, 1)}
 }
 
 // Name implements Sink.
@@ -126,16 +134,23 @@ func (a *Alertmanager) render(rule string, now time.Time) amAlert {
 	if len(listed) > MaxListed {
 		listed = append(append([]string(nil), keys[:MaxListed]...), "and "+strconv.Itoa(len(keys)-MaxListed)+" more")
 	}
+	for i, k := range listed {
+		listed[i] = forSlackTemplate(k, false)
+	}
 	desc := fmt.Sprintf("%d open: %s", len(keys), strings.Join(listed, ", "))
 	if len(keys) == 0 {
 		desc = "resolved: no new evidence"
 	}
-	ann := map[string]string{"summary": worst.Summary, "description": desc, "next_step": worst.NextStep}
+	ann := map[string]string{"summary": forSlackTemplate(worst.Summary, false), "description": desc, "next_step": forSlackTemplate(worst.NextStep, false)}
 	if len(worst.Evidence) > 0 {
-		ann["evidence"] = strings.Join(worst.Evidence, "\n")
+		lines := make([]string, len(worst.Evidence))
+		for i, l := range worst.Evidence {
+			lines[i] = forSlackTemplate(l, false)
+		}
+		ann["evidence"] = strings.Join(lines, "\n")
 	}
 	if worst.Summary == "" {
-		ann["summary"] = rule + " resolved on " + a.instance
+		ann["summary"] = rule + " resolved on " + forSlackTemplate(a.instance, false)
 	}
 	return amAlert{
 		Labels:      map[string]string{"alertname": "RelaywatchFinding", "rule": rule, "severity": sev, "instance": a.instance},
@@ -164,20 +179,70 @@ func (a *Alertmanager) post(ctx context.Context, alerts []amAlert) error {
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	switch {
-	case resp.StatusCode/100 == 2:
+	if resp.StatusCode/100 == 2 {
 		return nil
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("alertmanager: %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	serr := &StatusError{Code: resp.StatusCode, Err: fmt.Errorf("alertmanager: %s: %q", resp.Status, bytes.TrimSpace(msg))}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		if after, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && after > 0 {
+			return &RetryAfterError{After: time.Duration(after) * time.Second, Err: serr}
+		}
+		return serr
+	case resp.StatusCode >= 500:
+		return serr
 	default:
-		return &PermanentError{Err: fmt.Errorf("alertmanager: %s: %s", resp.Status, bytes.TrimSpace(msg))}
+		return &PermanentError{Err: serr}
 	}
 }
 
-// Refresh re-sends every firing alert every refresh interval until ctx is
-// done, so that Alertmanager keeps them active.
+// Restore takes the alerts that were open when an earlier process
+// stopped (Alertmanager may have them firing) and sends them at once, then
+// with every refresh, so that Alertmanager keeps them firing across the
+// restart instead of resolving them at their endsAt.
+func (a *Alertmanager) Restore(alerts []Alert) {
+	now := a.clock.Now()
+	a.mu.Lock()
+	for _, al := range alerts {
+		r := a.rules[al.Rule]
+		if r == nil {
+			r = &amRule{open: map[string]Alert{}, startsAt: al.FirstSeen}
+			if r.startsAt.IsZero() || r.startsAt.After(now) {
+				r.startsAt = now
+			}
+			a.rules[al.Rule] = r
+		}
+		if len(r.open) < maxKeysPerRule {
+			r.open[al.Key] = al
+		}
+	}
+	a.mu.Unlock()
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Refresh re-sends every firing alert every refresh interval (and at once
+// after Restore) until ctx is done, so that Alertmanager keeps them active.
 func (a *Alertmanager) Refresh(ctx context.Context) {
-	for a.clock.Sleep(ctx, a.refresh) == nil {
+	for {
+		// Sleep until the next refresh, or until Restore kicks.
+		sctx, cancel := context.WithCancel(ctx)
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-a.kick:
+				cancel()
+			case <-stop:
+			}
+		}()
+		a.clock.Sleep(sctx, a.refresh)
+		close(stop)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
 		now := a.clock.Now()
 		a.mu.Lock()
 		var out []amAlert

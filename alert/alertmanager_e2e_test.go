@@ -124,11 +124,12 @@ func TestRealAlertmanager(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go d.Run(ctx)
-	m := NewManager(30*time.Minute, d.Enqueue)
+	m := NewManager(d.Enqueue)
 
-	m.Observe(detect.Finding{Rule: detect.RuleForeignToForeign, Key: "203.0.113.66", Severity: detect.SeverityCritical, Host: "mx1.example.org",
-		Summary: "mx1.example.org is relaying mail for strangers", Count: 80, Recipients: 314, FirstSeen: t0, LastSeen: t0,
-		Evidence: []string{"Nov 24 10:00:00 mx1 postfix/smtpd[1]: ABC: client=unknown[203.0.113.66]"}, NextStep: "close the relay"})
+	f := detect.Finding{Rule: detect.RuleForeignToForeign, Key: "203.0.113.66", Severity: detect.SeverityCritical, Host: "mx1.example.org",
+		Summary: "mx1.example.org is relaying mail for strangers", Count: 80, Recipients: 314, FirstSeen: t0, LastSeen: t0, Episode: 1,
+		Evidence: []string{"Nov 24 10:00:00 mx1 postfix/smtpd[1]: ABC: client=unknown[203.0.113.66]"}, NextStep: "close the relay"}
+	m.Observe(f)
 	var got []gettableAlert
 	waitFor(t, 20*time.Second, "the alert in Alertmanager", func() bool {
 		got = activeAlerts(t, url)
@@ -145,13 +146,74 @@ func TestRealAlertmanager(t *testing.T) {
 		t.Errorf("annotations %v", a.Annotations)
 	}
 
-	// Event time passes the quiet period: the alert resolves.
-	m.Advance(t0.Add(time.Hour))
+	// The episode ends (event time passed the quiet period): the alert resolves.
+	f.EndedAt = t0.Add(30 * time.Minute)
+	m.Observe(f)
 	waitFor(t, 20*time.Second, "the alert to resolve", func() bool { return len(activeAlerts(t, url)) == 0 })
 	// The dispatcher counts a send once Alertmanager's answer is back,
 	// which may be just after Alertmanager shows the change.
 	waitFor(t, 10*time.Second, "both sends counted", func() bool { return d.Stats().Sent == 2 })
 	if st := d.Stats(); st.Failed != 0 || st.Dropped != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestRealAlertmanagerKeepsFiringAcrossARestart fires an alert, stops
+// relaywatch's sink (a restart: its memory is gone), and starts a new one
+// from the saved store: the alert must still be firing in Alertmanager
+// after the endsAt the first process gave it.
+func TestRealAlertmanagerKeepsFiringAcrossARestart(t *testing.T) {
+	url := startAlertmanager(t)
+	storePath := filepath.Join(t.TempDir(), "alerts.journal")
+	refresh := time.Second // endsAt is four refreshes ahead
+
+	// The first process.
+	st, err := OpenStore(storePath, []string{"alertmanager"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := NewAlertmanager(url, "mx1.example.org", refresh, nil, nil)
+	d := NewDispatcher(sink, DispatchConfig{MinInterval: -1, OnDelivered: st.Delivered})
+	ctx, cancel := context.WithCancel(context.Background())
+	go d.Run(ctx)
+	go sink.Refresh(ctx)
+	m := NewManager(func(tr Transition) { st.Record(tr); d.Enqueue(tr) })
+	m.Observe(detect.Finding{Rule: detect.RuleForeignToForeign, Key: "203.0.113.66", Severity: detect.SeverityCritical, Host: "mx1.example.org",
+		Summary: "mx1.example.org is relaying mail for strangers", Count: 80, FirstSeen: t0, LastSeen: t0, NextStep: "close the relay"})
+	var first []gettableAlert
+	waitFor(t, 20*time.Second, "the alert in Alertmanager", func() bool {
+		first = activeAlerts(t, url)
+		return len(first) == 1
+	})
+	waitFor(t, 10*time.Second, "the delivery to be noted", func() bool { return d.Stats().Sent == 1 })
+	if err := st.Save(); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	cancel() // the process stops: no more refreshes from it
+	stoppedAt := time.Now()
+
+	// The second process, from the store.
+	st2, err := OpenStore(storePath, []string{"alertmanager"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	sink2 := NewAlertmanager(url, "mx1.example.org", refresh, nil, nil)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	sink2.Restore(st2.Open())
+	go sink2.Refresh(ctx2)
+
+	// Past the endsAt the first process set (4 refreshes), it still fires.
+	waitFor(t, 20*time.Second, "the first process's endsAt to pass", func() bool {
+		return time.Since(stoppedAt) > 6*refresh
+	})
+	got := activeAlerts(t, url)
+	if len(got) != 1 || got[0].Labels["rule"] != detect.RuleForeignToForeign {
+		t.Fatalf("after the restart Alertmanager has %d active alerts, want the one still firing", len(got))
+	}
+	if !got[0].EndsAt.After(time.Now()) {
+		t.Errorf("endsAt %v is not ahead", got[0].EndsAt)
 	}
 }

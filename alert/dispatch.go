@@ -3,7 +3,10 @@ package alert
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,7 +71,7 @@ var RealClock Clock = realClock{}
 // DispatchConfig configures a Dispatcher. Zero values take the defaults.
 type DispatchConfig struct {
 	// QueueSize bounds the transitions waiting for the sink (default 1000);
-	// beyond it new ones are dropped and counted.
+	// beyond it new ones are dropped, counted and logged.
 	QueueSize int
 	// MinInterval is the average least time between two sends (default 1s:
 	// Slack allows about one message per second per channel, with short
@@ -81,7 +84,8 @@ type DispatchConfig struct {
 	// MaxGroup bounds the transitions sent as one batch (default 50).
 	MaxGroup int
 	// BaseBackoff and MaxBackoff bound the exponential backoff between
-	// retries (default 1s and 2m); jitter spreads it.
+	// retries (default 1s and 2m); jitter spreads it. A Retry-After longer
+	// than MaxBackoff waits MaxBackoff.
 	BaseBackoff, MaxBackoff time.Duration
 	// MaxAttempts bounds the tries of one batch (default 8); then it is
 	// dropped and counted.
@@ -90,26 +94,56 @@ type DispatchConfig struct {
 	Timeout time.Duration
 	// Clock is the clock to wait on (default RealClock).
 	Clock Clock
+	// Log, if set, hears of a sink's trouble: the first failure of an
+	// outage with its reason, the recovery, and drops.
+	Log func(msg string)
+	// OnDelivered, if set, is called from the dispatcher's goroutine with
+	// every batch the sink took (the delivery state a restart reads).
+	OnDelivered func(sink string, batch []Transition)
+}
+
+// Failure reasons, the label values of a sink's failure counts.
+const (
+	ReasonTimeout     = "timeout"
+	ReasonNetwork     = "network"
+	ReasonRateLimited = "rate_limited"
+	ReasonServer      = "server_error"
+	ReasonRejected    = "rejected" // a permanent error: bad token, unknown channel, 4xx
+	ReasonOther       = "other"
+)
+
+// Reasons lists the failure reasons.
+func Reasons() []string {
+	return []string{ReasonTimeout, ReasonNetwork, ReasonRateLimited, ReasonServer, ReasonRejected, ReasonOther}
 }
 
 // Stats are a dispatcher's counters.
 type Stats struct {
 	Sent, Failed, Retried, Dropped uint64
 	Queued                         int
+	// Failures counts failed attempts by reason (see Reasons).
+	Failures map[string]uint64
 }
 
-// Dispatcher feeds one sink from a bounded queue in its own goroutine.
+// Dispatcher feeds one sink from a bounded queue in its own goroutine. The
+// transitions of one alert reach the sink in the order they were queued,
+// whatever the grouping.
 type Dispatcher struct {
-	sink  Sink
-	cfg   DispatchConfig
-	queue chan Transition
-	done  chan struct{}
+	sink Sink
+	cfg  DispatchConfig
+	done chan struct{}
+
+	mu       sync.Mutex
+	queue    []Transition
+	wake     chan struct{} // signalled when the queue grows
+	failures map[string]uint64
+	failing  bool // the last attempt failed: an outage is logged once
 
 	sent, failed, retried, dropped atomic.Uint64
 	closeOnce                      sync.Once
 }
 
-// NewDispatcher starts a dispatcher for sink. Stop it with Close.
+// NewDispatcher returns a dispatcher for sink. Run it, stop it with Close.
 func NewDispatcher(sink Sink, cfg DispatchConfig) *Dispatcher {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 1000
@@ -138,20 +172,30 @@ func NewDispatcher(sink Sink, cfg DispatchConfig) *Dispatcher {
 	if cfg.Clock == nil {
 		cfg.Clock = RealClock
 	}
-	d := &Dispatcher{sink: sink, cfg: cfg, queue: make(chan Transition, cfg.QueueSize), done: make(chan struct{})}
-	return d
+	return &Dispatcher{sink: sink, cfg: cfg, done: make(chan struct{}), wake: make(chan struct{}, 1), failures: map[string]uint64{}}
 }
 
 // Name is the sink's name.
 func (d *Dispatcher) Name() string { return d.sink.Name() }
 
 // Enqueue queues a transition without blocking; when the queue is full the
-// transition is dropped and counted.
+// transition is dropped, counted and logged (the first of a run of drops).
 func (d *Dispatcher) Enqueue(t Transition) {
+	d.mu.Lock()
+	full := len(d.queue) >= d.cfg.QueueSize
+	if !full {
+		d.queue = append(d.queue, t)
+	}
+	d.mu.Unlock()
+	if full {
+		if d.dropped.Add(1) == 1 {
+			d.logf("queue full (%d): dropping notifications; they are counted in relaywatch_notifications_total{result=\"dropped\"}", d.cfg.QueueSize)
+		}
+		return
+	}
 	select {
-	case d.queue <- t:
+	case d.wake <- struct{}{}:
 	default:
-		d.dropped.Add(1)
 	}
 }
 
@@ -168,7 +212,20 @@ func (d *Dispatcher) EnqueueBatch(batch []Transition) {
 
 // Stats returns the counters.
 func (d *Dispatcher) Stats() Stats {
-	return Stats{Sent: d.sent.Load(), Failed: d.failed.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Queued: len(d.queue)}
+	d.mu.Lock()
+	queued := len(d.queue)
+	failures := make(map[string]uint64, len(d.failures))
+	for k, v := range d.failures {
+		failures[k] = v
+	}
+	d.mu.Unlock()
+	return Stats{Sent: d.sent.Load(), Failed: d.failed.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Queued: queued, Failures: failures}
+}
+
+func (d *Dispatcher) logf(format string, args ...any) {
+	if d.cfg.Log != nil {
+		d.cfg.Log(d.sink.Name() + ": " + fmt.Sprintf(format, args...))
+	}
 }
 
 // Run sends until ctx is done or Close was called and the queue is empty.
@@ -178,21 +235,20 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	tokens := float64(d.cfg.Burst)
 	var last time.Time
 	for {
-		var first Transition
-		select {
-		case first = <-d.queue:
-		case <-d.done:
-			// Drain what is left, then stop.
+		batch := d.next()
+		if batch == nil {
 			select {
-			case first = <-d.queue:
-			default:
+			case <-d.wake:
+				continue
+			case <-d.done:
+				if batch = d.next(); batch == nil {
+					return
+				}
+			case <-ctx.Done():
+				d.dropQueued(0)
 				return
 			}
-		case <-ctx.Done():
-			d.dropped.Add(uint64(len(d.queue)))
-			return
 		}
-		batch := d.group(first)
 		if d.cfg.MinInterval > 0 {
 			now := d.cfg.Clock.Now()
 			if !last.IsZero() {
@@ -202,7 +258,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			if tokens < 1 {
 				wait := time.Duration((1 - tokens) * float64(d.cfg.MinInterval))
 				if d.cfg.Clock.Sleep(ctx, wait) != nil {
-					d.dropped.Add(uint64(len(batch) + len(d.queue)))
+					d.dropQueued(len(batch))
 					return
 				}
 				tokens = 1
@@ -214,44 +270,57 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// group adds to first the queued Fired transitions of the same rule.
-func (d *Dispatcher) group(first Transition) []Transition {
+func (d *Dispatcher) dropQueued(inHand int) {
+	d.mu.Lock()
+	n := len(d.queue) + inHand
+	d.queue = nil
+	d.mu.Unlock()
+	d.dropped.Add(uint64(n))
+}
+
+// maxScan bounds how far into the queue a batch looks for members.
+const maxScan = 500
+
+// next takes the next batch off the queue, or nil: the first transition
+// and, when it fired, the queued Fired transitions of the same rule, except
+// those of an alert with an earlier transition still queued (so that each
+// alert's transitions stay in order).
+func (d *Dispatcher) next() []Transition {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.queue) == 0 {
+		return nil
+	}
+	first := d.queue[0]
 	if first.rest != nil {
 		rest := first.rest
 		first.rest = nil
+		d.queue = d.queue[1:]
 		return append([]Transition{first}, rest...)
 	}
 	batch := []Transition{first}
 	if first.Kind != Fired {
+		d.queue = d.queue[1:]
 		return batch
 	}
-	var keep []Transition
-	for len(batch) < d.cfg.MaxGroup {
-		select {
-		case t := <-d.queue:
-			if t.Kind == Fired && t.Alert.Rule == first.Alert.Rule {
-				batch = append(batch, t)
-			} else {
-				keep = append(keep, t)
-			}
+	var skipped map[string]bool
+	kept := d.queue[:0:0]
+	i := 1
+	for ; i < len(d.queue) && i < maxScan && len(batch) < d.cfg.MaxGroup; i++ {
+		t := d.queue[i]
+		id := t.Alert.ID()
+		if t.Kind == Fired && t.rest == nil && t.Alert.Rule == first.Alert.Rule && !skipped[id] {
+			batch = append(batch, t)
 			continue
-		default:
 		}
-		break
+		if skipped == nil {
+			skipped = map[string]bool{}
+		}
+		skipped[id] = true
+		kept = append(kept, t)
 	}
-	// Put back what belongs to other messages, in order, without blocking.
-	for _, t := range keep {
-		d.requeue(t)
-	}
+	d.queue = append(kept, d.queue[i:]...)
 	return batch
-}
-
-func (d *Dispatcher) requeue(t Transition) {
-	select {
-	case d.queue <- t:
-	default:
-		d.dropped.Add(1)
-	}
 }
 
 // send tries a batch until it is delivered, fails for good, or runs out of
@@ -263,24 +332,49 @@ func (d *Dispatcher) send(ctx context.Context, batch []Transition) {
 		cancel()
 		if err == nil {
 			d.sent.Add(uint64(len(batch)))
+			d.mu.Lock()
+			recovered := d.failing
+			d.failing = false
+			d.mu.Unlock()
+			if recovered {
+				d.logf("delivering again")
+			}
+			if d.cfg.OnDelivered != nil {
+				d.cfg.OnDelivered(d.sink.Name(), batch)
+			}
 			return
 		}
+		if ctx.Err() != nil {
+			d.dropped.Add(uint64(len(batch)))
+			return
+		}
+		reason := Reason(err)
+		d.mu.Lock()
+		d.failures[reason]++
+		first := !d.failing
+		d.failing = true
+		d.mu.Unlock()
 		var perm *PermanentError
-		if errors.As(err, &perm) || ctx.Err() != nil {
+		if errors.As(err, &perm) {
+			d.logf("dropping %d notifications: %s: %v", len(batch), reason, err)
 			d.failed.Add(uint64(len(batch)))
 			d.dropped.Add(uint64(len(batch)))
 			return
 		}
 		if attempt >= d.cfg.MaxAttempts {
+			d.logf("dropping %d notifications after %d attempts: %s: %v", len(batch), attempt, reason, err)
 			d.failed.Add(uint64(len(batch)))
 			d.dropped.Add(uint64(len(batch)))
 			return
+		}
+		if first {
+			d.logf("failing, will retry: %s: %v", reason, err)
 		}
 		d.retried.Add(1)
 		wait := d.backoff(attempt)
 		var ra *RetryAfterError
 		if errors.As(err, &ra) && ra.After > 0 {
-			wait = ra.After
+			wait = min(ra.After, d.cfg.MaxBackoff)
 		}
 		if d.cfg.Clock.Sleep(ctx, wait) != nil {
 			d.dropped.Add(uint64(len(batch)))
@@ -288,6 +382,42 @@ func (d *Dispatcher) send(ctx context.Context, batch []Transition) {
 		}
 	}
 }
+
+// Reason classifies a send error into one of Reasons.
+func Reason(err error) string {
+	var perm *PermanentError
+	var ra *RetryAfterError
+	var ne net.Error
+	var se *StatusError
+	switch {
+	case errors.As(err, &ra):
+		return ReasonRateLimited
+	case errors.As(err, &perm):
+		return ReasonRejected
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return ReasonTimeout
+	case errors.As(err, &se):
+		if se.Code == http.StatusTooManyRequests {
+			return ReasonRateLimited
+		}
+		if se.Code >= 500 {
+			return ReasonServer
+		}
+		return ReasonRejected
+	case errors.As(err, &ne):
+		return ReasonNetwork
+	}
+	return ReasonOther
+}
+
+// StatusError is an HTTP answer that was not a success.
+type StatusError struct {
+	Code int
+	Err  error
+}
+
+func (e *StatusError) Error() string { return e.Err.Error() }
+func (e *StatusError) Unwrap() error { return e.Err }
 
 // backoff is base·2^(attempt-1), capped, with ±25 % jitter.
 func (d *Dispatcher) backoff(attempt int) time.Duration {
@@ -302,8 +432,26 @@ func (d *Dispatcher) backoff(attempt int) time.Duration {
 // Close lets Run finish the queue and return.
 func (d *Dispatcher) Close() { d.closeOnce.Do(func() { close(d.done) }) }
 
-// Fanout hands transitions to several dispatchers.
-type Fanout []*Dispatcher
+// Notifier takes the transitions for one sink: a Dispatcher (queued, sent
+// in the background) or the alerts log (written at once).
+type Notifier interface {
+	Name() string
+	// Enqueue takes a transition; it never blocks for long.
+	Enqueue(Transition)
+	// EnqueueBatch takes transitions to be sent together.
+	EnqueueBatch([]Transition)
+	Stats() Stats
+	// Close says no more transitions come.
+	Close()
+}
+
+var (
+	_ Notifier = (*Dispatcher)(nil)
+	_ Notifier = (*JSONLog)(nil)
+)
+
+// Fanout hands transitions to several notifiers.
+type Fanout []Notifier
 
 // Emit enqueues t on every dispatcher; it never blocks.
 func (f Fanout) Emit(t Transition) {

@@ -23,7 +23,7 @@ const maxEvidenceLines = 5
 
 // ruleWords says what a rule means, in plain words.
 func ruleWords(a *Alert) string {
-	host := Escape(a.Host)
+	host := Escape(EscapeControl(a.Host, ""))
 	if host == "" {
 		host = "this mail server"
 	}
@@ -51,24 +51,39 @@ func severityIcon(s detect.Severity) string {
 	return ":information_source:"
 }
 
-// codeBlock puts log lines in a Slack code block: escaped, and with any
-// ``` in them broken up so that they cannot close the block.
-func codeBlock(lines []string) string {
+// evidenceBlock shows log lines in Slack as a rich_text preformatted
+// block: its text is literal (no mrkdwn, no mentions, no links, nothing
+// that a backtick could close), with control characters escaped.
+func evidenceBlock(title string, lines []string) slack.Block {
 	if len(lines) > maxEvidenceLines {
 		lines = lines[:maxEvidenceLines]
 	}
 	var b strings.Builder
-	b.WriteString("```\n")
-	for _, l := range lines {
+	for i, l := range lines {
 		if len(l) > 400 {
 			l = l[:400] + "…"
 		}
-		b.WriteString(strings.ReplaceAll(Escape(l), "```", "`\u200b``"))
-		b.WriteByte('\n')
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(EscapeControl(l, ""))
 	}
-	b.WriteString("```")
-	return b.String()
+	return slack.NewRichTextBlock("",
+		slack.NewRichTextSection(slack.NewRichTextSectionTextElement(title+"\n", &slack.RichTextSectionTextStyle{Bold: true})),
+		&slack.RichTextPreformatted{Type: slack.RTEPreformatted, Elements: []slack.RichTextSectionElement{slack.NewRichTextSectionTextElement(b.String(), nil)}},
+	)
 }
+
+// mrkdwn is a Slack mrkdwn text object taken literally: verbatim, so that
+// Slack links no URL, channel or mention in it on its own.
+func mrkdwn(text string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, text, false, true)
+}
+
+// safe makes a value from a log safe in mrkdwn outside code: control
+// characters escaped, '&', '<' and '>' as entities, no backtick to open a
+// code span or block.
+func safe(s string) string { return forSlackTemplate(s, false) }
 
 // blocks renders a batch as Block Kit blocks and a plain-text fallback.
 func blocks(batch []Transition) ([]slack.Block, string) {
@@ -88,33 +103,33 @@ func blocks(batch []Transition) ([]slack.Block, string) {
 	out = append(out, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(title, 150), true, false)))
 	if len(batch) > 1 {
 		var b strings.Builder
-		fmt.Fprintf(&b, "*%d alerts of rule `%s`:*\n", len(batch), first.Rule)
+		fmt.Fprintf(&b, "*%d alerts of rule %s:*\n", len(batch), codeSpan(first.Rule))
 		for i, t := range batch {
 			if i == MaxListed {
 				fmt.Fprintf(&b, "…and %d more\n", len(batch)-MaxListed)
 				break
 			}
-			fmt.Fprintf(&b, "• `%s`: %d messages (%d deliveries)\n", Escape(t.Alert.Key), t.Alert.Count, t.Alert.Recipients)
+			fmt.Fprintf(&b, "• %s: %d messages (%d deliveries)\n", codeSpan(t.Alert.Key), t.Alert.Count, t.Alert.Recipients)
 		}
-		out = append(out, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, b.String(), false, false), nil, nil))
+		out = append(out, slack.NewSectionBlock(mrkdwn(b.String()), nil, nil))
 	}
 	a := first
 	fields := []*slack.TextBlockObject{
-		slack.NewTextBlockObject(slack.MarkdownType, "*Rule*\n`"+a.Rule+"`", false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, "*Severity*\n"+a.Severity.String(), false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, "*Host*\n"+Escape(orDash(a.Host)), false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, "*Key*\n`"+Escape(a.Key)+"`", false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("*Count*\n%d messages, %d deliveries", a.Count, a.Recipients), false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, "*Window*\n"+window(a), false, false),
+		mrkdwn("*Rule*\n" + codeSpan(a.Rule)),
+		mrkdwn("*Severity*\n" + a.Severity.String()),
+		mrkdwn("*Host*\n" + safe(orDash(a.Host))),
+		mrkdwn("*Key*\n" + codeSpan(a.Key)),
+		mrkdwn(fmt.Sprintf("*Count*\n%d messages, %d deliveries", a.Count, a.Recipients)),
+		mrkdwn("*Window*\n" + window(a)),
 	}
-	out = append(out, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, Escape(a.Summary), false, false), fields, nil))
+	out = append(out, slack.NewSectionBlock(mrkdwn(safe(a.Summary)), fields, nil))
 	if len(a.Evidence) > 0 {
-		out = append(out, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*Evidence*\n"+codeBlock(a.Evidence), false, false), nil, nil))
+		out = append(out, evidenceBlock("Evidence", a.Evidence))
 	}
 	if kind != Resolved && a.NextStep != "" {
-		out = append(out, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, "*Next step:* "+Escape(a.NextStep), false, false)))
+		out = append(out, slack.NewContextBlock("", mrkdwn("*Next step:* "+safe(a.NextStep))))
 	}
-	fallback := title + ": " + Escape(a.Key)
+	fallback := title + ": " + safe(a.Key)
 	if len(batch) > 1 {
 		fallback = fmt.Sprintf("%s: %d keys", title, len(batch))
 	}
@@ -140,17 +155,17 @@ func summaryBlocks(batch []Transition) ([]slack.Block, string) {
 			fmt.Fprintf(&b, "…and %d more\n", len(batch)-MaxListed)
 			break
 		}
-		fmt.Fprintf(&b, "• *%s* `%s` `%s`: %s\n", strings.ToUpper(t.Alert.Severity.String()), t.Alert.Rule, Escape(t.Alert.Key), Escape(t.Alert.Summary))
+		fmt.Fprintf(&b, "• *%s* %s %s: %s\n", strings.ToUpper(t.Alert.Severity.String()), codeSpan(t.Alert.Rule), codeSpan(t.Alert.Key), safe(t.Alert.Summary))
 	}
 	out := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(title, 150), true, false)),
-		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate(b.String(), 2900), false, false), nil, nil),
+		slack.NewSectionBlock(mrkdwn(truncate(b.String(), 2900)), nil, nil),
 	}
 	if len(worst.Evidence) > 0 {
-		out = append(out, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*Evidence of the worst*\n"+codeBlock(worst.Evidence), false, false), nil, nil))
+		out = append(out, evidenceBlock("Evidence of the worst", worst.Evidence))
 	}
 	if worst.NextStep != "" {
-		out = append(out, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, "*Next step:* "+Escape(worst.NextStep), false, false)))
+		out = append(out, slack.NewContextBlock("", mrkdwn("*Next step:* "+safe(worst.NextStep))))
 	}
 	return out, title
 }
@@ -192,9 +207,9 @@ func classify(err error) error {
 	var sc slack.StatusCodeError
 	if errors.As(err, &sc) {
 		if sc.Code >= 500 || sc.Code == http.StatusTooManyRequests || sc.Code == http.StatusRequestTimeout {
-			return err
+			return &StatusError{Code: sc.Code, Err: err}
 		}
-		return &PermanentError{Err: err}
+		return &PermanentError{Err: &StatusError{Code: sc.Code, Err: err}}
 	}
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) {
@@ -354,10 +369,10 @@ func (s *SlackBot) send(ctx context.Context, batch []Transition) error {
 	if _, _, _, err := s.api.UpdateMessageContext(ctx, s.channel, ts, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false)); err != nil {
 		return err
 	}
-	reply := fmt.Sprintf("%s `%s`: now %d messages, %d deliveries (last seen %s UTC)", first.Kind, Escape(first.Alert.Key),
+	reply := fmt.Sprintf("%s %s: now %d messages, %d deliveries (last seen %s UTC)", first.Kind, codeSpan(first.Alert.Key),
 		first.Alert.Count, first.Alert.Recipients, first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
 	if first.Kind == Resolved {
-		reply = fmt.Sprintf("resolved `%s`: no new evidence since %s UTC", Escape(first.Alert.Key), first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
+		reply = fmt.Sprintf("resolved %s: no new evidence since %s UTC", codeSpan(first.Alert.Key), first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
 	}
 	_, _, err := s.api.PostMessageContext(ctx, s.channel, slack.MsgOptionTS(ts), slack.MsgOptionText(reply, false))
 	return err

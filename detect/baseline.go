@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/relaywatch/relaywatch/parsers/source"
 )
 
 // MaxBaselineRelayers bounds the relayers a baseline remembers.
@@ -114,29 +115,6 @@ func (b *Baseline) MergeLocalDomains(domains []string) {
 // WriteFileAtomic writes data to path through a temporary file in the same
 // directory that is synced and renamed into place; on any failure the
 // temporary file is removed and path is untouched.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename into %s: %w", path, err)
-	}
-	return nil
+func WriteFileAtomic(path string, data []byte) error {
+	return source.WriteFileAtomic(path, data)
 }

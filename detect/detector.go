@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"sort"
 	"strings"
@@ -41,13 +42,14 @@ type DeliveryClass uint8
 
 // Delivery classes.
 const (
-	DeliveryLocal    DeliveryClass = iota // into a mailbox on this system
-	DeliveryInbound                       // to a local domain, handed to another host (a backend)
-	DeliveryOutbound                      // to a domain that is not ours
-	DeliveryHop                           // to a content filter on loopback that re-queues the message
+	DeliveryLocal     DeliveryClass = iota // into a mailbox on this system
+	DeliveryInbound                        // to a local domain, handed to another host (a backend)
+	DeliveryOutbound                       // to a domain that is not ours
+	DeliveryHop                            // to a content filter on loopback that re-queues the message
+	DeliveryForwarded                      // to a foreign domain, for a local recipient (alias, .forward, redirect): not relaying
 )
 
-var deliveryNames = [...]string{"local", "inbound", "outbound", "hop"}
+var deliveryNames = [...]string{"local", "inbound", "outbound", "hop", "forwarded"}
 
 // String returns the class name.
 func (c DeliveryClass) String() string { return deliveryNames[c] }
@@ -62,8 +64,17 @@ type Config struct {
 	// MaxMessages caps the messages in flight; the least recently active is
 	// evicted beyond it. Default 50,000.
 	MaxMessages int
-	// MaxFindings caps distinct (rule, key) findings. Default 10,000.
+	// MaxFindings caps the (rule, key) findings kept; beyond it the
+	// stalest is evicted (never a new one refused). Default 10,000.
 	MaxFindings int
+	// EpisodeGap is the quiet period (event time) that ends a finding's
+	// episode; the next evidence starts a new one. Default 30m.
+	EpisodeGap time.Duration
+	// ClockWindow: a line dated further ahead of event time is judged
+	// without moving it, unless ClockConfirm consecutive lines agree.
+	// Defaults DefaultClockWindow and DefaultClockConfirm.
+	ClockWindow  time.Duration
+	ClockConfirm int
 	// MinRelayed is the number of relayed messages from one client before
 	// foreign-to-foreign and unknown-relaying-client report it. Default 1.
 	MinRelayed int
@@ -74,12 +85,23 @@ type Config struct {
 	WarnNewRelayers bool
 	// Baseline holds the relayers seen in earlier runs (may be nil).
 	Baseline *Baseline
+	// HoldWindow is how long (event time) the outbound deliveries of a
+	// message accepted from loopback wait for a content filter's hand-off
+	// naming it, and a loopback "queued as" waits for its copy to show up.
+	// Default 10m.
+	HoldWindow time.Duration
 	// LearnPeriod is the event time, from the baseline's first event,
 	// during which new relayers are learned without a warning. Default 24h.
 	LearnPeriod time.Duration
-	// OnFinding, if set, is called from Handle when a finding first reaches
-	// its threshold and again when it has grown: its count doubled, its
-	// severity rose, or a spike hit a new window. It gets a copy.
+	// Advice, if set, returns the next steps of the MTA that logged under
+	// a program name (parsers/all's registry AdviceFor); without it, or
+	// for an unknown program, next steps name Postfix and Exim both.
+	Advice func(program string) *parsers.Advice
+	// OnFinding, if set, is called from Handle (and Advance) when a
+	// finding's episode first reaches its threshold, again when it has
+	// grown (its count doubled, its severity rose, or a spike hit a new
+	// window), and once when an episode it was told of ends (EndedAt set).
+	// It gets a copy; its Evidence must not be modified.
 	OnFinding func(Finding)
 }
 
@@ -89,28 +111,50 @@ type Stats struct {
 	Messages          uint64 // messages started (accepted, picked up or first seen)
 	MessagesEvicted   uint64 // dropped because MaxMessages was reached
 	MessagesExpired   uint64 // dropped after MessageTTL without a removal line
-	FindingsDropped   uint64 // findings not recorded because MaxFindings was reached
+	FindingsEvicted   uint64 // stalest findings forgotten because MaxFindings was reached
+	LinesAhead        uint64 // events dated beyond the clock window, judged without moving event time
+	LinesLate         uint64 // events dated more than the clock window before event time
+	ClockSteps        uint64 // event time stepped forward by more than the window, confirmed by later lines
 	SpikeKeysEvicted  uint64
-	Deliveries        [4][7]uint64 // by DeliveryClass and parsers.Status
+	Deliveries        [5][7]uint64 // by DeliveryClass and parsers.Status
 	RelayedByStranger uint64       // outbound deliveries of messages from clients that may not relay
 	UnknownOrigin     uint64       // deliveries of messages whose submission the log did not show
+	// ParentNeverSeen counts messages accepted from loopback whose held
+	// deliveries were judged as the loopback client's own because no
+	// content filter named their parent within HoldWindow (or a bound was
+	// reached).
+	ParentNeverSeen uint64
+	// HopsUnconfirmed counts loopback next hops that answered "queued as ID"
+	// where ID never showed up: judged as deliveries, not content filters.
+	HopsUnconfirmed uint64
 }
 
 // Detector correlates events into messages and runs the rules. It is not safe
 // for concurrent use: feed it events in order from one goroutine.
 type Detector struct {
-	cfg      Config
-	policy   *Policy
-	msgs     *lru[msgKey, *message]
-	pending  *lru[msgKey, *message] // re-queued by a content filter, not yet seen
-	findings map[findingKey]*Finding
-	order    []findingKey
-	spike    *spikeRule
-	hourly   map[int64]uint64 // outbound deliveries by Unix hour
-	names    interner         // host and instance names
-	stats    Stats
-	now      time.Time
-	start    time.Time
+	cfg            Config
+	policy         *Policy
+	msgs           *lru[msgKey, *message]
+	pending        *lru[msgKey, *pendingParent] // hand-offs to a copy not yet seen, by host and id
+	copies         *lru[msgKey, *message]       // arrivals from loopback that may be a copy, by host and id
+	linked         *lru[msgKey, struct{}]       // copies already linked to their parent, by host and id
+	heldCount      int
+	relayers       *lru[string, *relayer]        // relaying clients' counts, for their incidents
+	causes         *lru[findingKey, *spikeCause] // which client caused a spike on all or a sender domain
+	incidentRcpts  int                           // distinct recipients kept for all relayers
+	seed           maphash.Seed
+	mta            string // program of the first delivery, for advice on spikes
+	relayedDomains tally  // recipient domains of relayed deliveries
+	findings       *findingStore
+	clock          eventClock
+	ahead          bool       // the current event is dated beyond the clock window
+	stepTouched    []*Finding // findings touched by lines beyond the window
+	spike          *spikeRule
+	hourly         map[int64]uint64 // outbound deliveries by Unix hour
+	names          interner         // host and instance names
+	stats          Stats
+	now            time.Time
+	start          time.Time
 }
 
 type msgKey struct{ host, instance, id string }
@@ -126,8 +170,13 @@ type message struct {
 	authUser   string
 	from       string
 	fromSet    bool
-	inherited  bool   // submission copied from the message a content filter re-queued
-	evidence   []byte // up to maxMessageEvidence log lines, '\n'-separated
+	inherited  bool // submission copied from the message a content filter re-queued
+	forward    bool // re-queued by local(8) "forwarded as": its deliveries are forwards
+	maybeCopy  bool // accepted from loopback, no parent known yet: outbound deliveries are held
+	copySince  time.Time
+	held       []held
+	redirects  []redirect // recipients rewritten before delivery (Exchange REDIRECT, EXPAND)
+	evidence   []byte     // up to maxMessageEvidence log lines, '\n'-separated
 	lastSeen   time.Time
 	deferred   bool
 	counted    uint8 // rules that already counted this message (bit per rule)
@@ -137,6 +186,7 @@ const (
 	countedF2F = 1 << iota
 	countedUnknown
 	countedNewRelayer
+	countedIncident
 )
 
 // New returns a detector.
@@ -156,8 +206,20 @@ func New(cfg Config) (*Detector, error) {
 	if cfg.MaxFindings <= 0 {
 		cfg.MaxFindings = 10000
 	}
+	if cfg.EpisodeGap <= 0 {
+		cfg.EpisodeGap = DefaultEpisodeGap
+	}
+	if cfg.ClockWindow <= 0 {
+		cfg.ClockWindow = DefaultClockWindow
+	}
+	if cfg.ClockConfirm <= 0 {
+		cfg.ClockConfirm = DefaultClockConfirm
+	}
 	if cfg.MinRelayed <= 0 {
 		cfg.MinRelayed = 1
+	}
+	if cfg.HoldWindow <= 0 {
+		cfg.HoldWindow = DefaultHoldWindow
 	}
 	if cfg.LearnPeriod <= 0 {
 		cfg.LearnPeriod = 24 * time.Hour
@@ -166,15 +228,22 @@ func New(cfg Config) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Detector{
+	d := &Detector{
 		cfg:      cfg,
 		policy:   cfg.Policy,
 		msgs:     newLRU[msgKey, *message](cfg.MaxMessages),
-		pending:  newLRU[msgKey, *message](1000),
-		findings: map[findingKey]*Finding{},
+		pending:  newLRU[msgKey, *pendingParent](maxPendingParents),
+		copies:   newLRU[msgKey, *message](maxCopies),
+		linked:   newLRU[msgKey, struct{}](maxLinked),
+		relayers: newLRU[string, *relayer](cfg.MaxFindings),
+		causes:   newLRU[findingKey, *spikeCause](cfg.MaxFindings),
+		seed:     maphash.MakeSeed(),
+		clock:    eventClock{window: cfg.ClockWindow, confirm: cfg.ClockConfirm},
 		spike:    sr,
 		hourly:   map[int64]uint64{},
-	}, nil
+	}
+	d.findings = newFindingStore(cfg.MaxFindings, cfg.EpisodeGap, d.episodeEnded)
+	return d, nil
 }
 
 // Policy returns the detector's policy (with what it learned).
@@ -192,6 +261,8 @@ func (d *Detector) SetPolicy(p *Policy) {
 func (d *Detector) Stats() Stats {
 	s := d.stats
 	s.SpikeKeysEvicted = d.spike.keys.evicted
+	s.FindingsEvicted = d.findings.evicted
+	s.LinesAhead, s.LinesLate, s.ClockSteps = d.clock.ahead, d.clock.late, d.clock.steps
 	return s
 }
 
@@ -204,16 +275,20 @@ func (d *Detector) Now() time.Time { return d.now }
 // Handle feeds one event to the detector.
 func (d *Detector) Handle(e *parsers.Event) {
 	d.stats.Events++
-	if e.Time.After(d.now) {
-		d.now = e.Time
-		d.expire()
-	}
+	d.observeTime(e.Time, e.Host)
 	if d.start.IsZero() {
 		d.start = e.Time
 	}
 	switch e.Kind {
 	case parsers.KindAccept:
 		m := d.message(e, true)
+		if !m.inherited && e.OrigQueueID != "" {
+			// The copy names its parent (Postfix XFORWARD orig_queue_id=).
+			if parent, ok := d.msgs.get(msgKey{e.Host, instance(e.Program), e.OrigQueueID}); ok && parent != m {
+				d.link(m, parent, false, e.Time)
+				d.markLinked(e.Host, e.QueueID)
+			}
+		}
 		if m.inherited {
 			m.addEvidence(e.Line)
 			return
@@ -242,6 +317,7 @@ func (d *Detector) Handle(e *parsers.Event) {
 		}
 		m.setSender(e)
 		m.addEvidence(e.Line)
+		d.mayBeCopy(e, m)
 	case parsers.KindPickup:
 		m := d.message(e, true)
 		m.submission = SubmissionLocal
@@ -262,6 +338,15 @@ func (d *Detector) Handle(e *parsers.Event) {
 		m.addEvidence(e.Line)
 	case parsers.KindDelivery:
 		d.delivery(e)
+	case parsers.KindRequeued:
+		d.requeued(e)
+	case parsers.KindReject:
+		if e.RelayDomain {
+			// The server relays for this domain (Postfix relay_recipient_maps).
+			d.policy.LearnLocalDomain(Domain(e.To))
+		}
+	case parsers.KindRedirect:
+		d.message(e, false).addRedirect(e.To, e.OrigTo)
 	case parsers.KindRemoved:
 		d.msgs.remove(d.key(e))
 	}
@@ -302,11 +387,7 @@ func (d *Detector) message(e *parsers.Event, fresh bool) *message {
 		d.putMessage(msgKey{d.names.get(k.host), d.names.get(k.instance), strings.Clone(k.id)}, m)
 	}
 	if d.pending.len() > 0 && !m.inherited {
-		pk := msgKey{host: e.Host, id: e.QueueID}
-		if parent, ok := d.pending.peek(pk); ok {
-			d.pending.remove(pk)
-			m.inherit(parent, e.Time)
-		}
+		d.adopt(e, m)
 	}
 	return m
 }
@@ -315,7 +396,13 @@ func (d *Detector) message(e *parsers.Event, fresh bool) *message {
 // submission, sender and rule bookkeeping.
 func (m *message) inherit(parent *message, t time.Time) {
 	m.submission, m.client, m.clientText, m.clientIP, m.authUser = parent.submission, parent.client, parent.clientText, parent.clientIP, parent.authUser
-	m.from, m.fromSet, m.inherited, m.lastSeen = parent.from, parent.fromSet, true, t
+	if parent.fromSet || m.from == "" {
+		m.from, m.fromSet = parent.from, parent.fromSet
+	}
+	m.inherited, m.lastSeen, m.forward = true, t, parent.forward
+	for _, r := range parent.redirects {
+		m.addRedirect(r.to, r.orig)
+	}
 	m.counted = parent.counted
 	m.evidence = append(m.evidence[:0], parent.evidence...)
 }
@@ -386,12 +473,10 @@ func (m *message) evidenceLines() []string {
 	return strings.Split(string(m.evidence[:len(m.evidence)-1]), "\n")
 }
 
-// classifyDelivery decides where a delivery went.
-func (d *Detector) classifyDelivery(e *parsers.Event) (DeliveryClass, string) {
+// classifyDelivery decides where a delivery of m went.
+func (d *Detector) classifyDelivery(e *parsers.Event, m *message) (DeliveryClass, string) {
 	domain := Domain(e.To)
 	switch {
-	case e.Status == parsers.StatusSent && isFilterHop(e):
-		return DeliveryHop, domain
 	case e.Mailbox:
 		return DeliveryLocal, domain
 	case strings.IndexByte(e.To, '@') < 0:
@@ -409,42 +494,62 @@ func (d *Detector) classifyDelivery(e *parsers.Event) (DeliveryClass, string) {
 		}
 		return DeliveryInbound, domain
 	}
+	orig := e.OrigTo
+	if orig == "" && len(m.redirects) > 0 {
+		orig = m.redirectedFrom(e.To)
+	}
+	if m.forward || d.isForward(orig, e.To) {
+		return DeliveryForwarded, domain
+	}
 	return DeliveryOutbound, domain
 }
 
-// isFilterHop recognizes a hand-off to a content filter on this host that
-// re-queues the message ("relay=127.0.0.1[127.0.0.1]:10024 ... queued as ID").
-func isFilterHop(e *parsers.Event) bool {
-	lb := strings.IndexByte(e.Relay, '[')
-	rb := strings.IndexByte(e.Relay, ']')
-	if lb < 0 || rb < lb {
-		return false
-	}
-	a, err := netip.ParseAddr(e.Relay[lb+1 : rb])
-	return err == nil && a.IsLoopback() && strings.Contains(e.Reply, "queued as ")
-}
-
-// requeuedID returns the id in "... queued as ID" at the end of a reply.
-func requeuedID(reply string) string {
-	i := strings.LastIndex(reply, "queued as ")
-	if i < 0 {
-		return ""
-	}
-	id := reply[i+len("queued as "):]
-	if j := strings.IndexAny(id, " ),;"); j >= 0 {
-		id = id[:j]
-	}
-	return id
-}
-
-func (d *Detector) delivery(e *parsers.Event) {
-	m := d.message(e, false)
-	class, domain := d.classifyDelivery(e)
-	status := e.Status
+func (d *Detector) countDelivery(class DeliveryClass, status parsers.Status) {
 	if int(status) >= len(d.stats.Deliveries[0]) {
 		status = parsers.StatusOther
 	}
 	d.stats.Deliveries[class][status]++
+}
+
+func (d *Detector) delivery(e *parsers.Event) {
+	m := d.message(e, false)
+	if d.mta == "" {
+		d.mta = strings.Clone(e.Program)
+	}
+	if e.Requeued != "" && e.Status == parsers.StatusSent {
+		if e.Forwarded {
+			// local(8) "forwarded as ID": the copy's deliveries are
+			// forwards of this message; this delivery is judged below.
+			d.handOff(e, m, e.Requeued, true, nil)
+		} else {
+			// A loopback next hop that answered "queued as ID": a
+			// content filter when ID shows up, else judged later. An
+			// alias expanded before the filter shows only here
+			// (to=<ext>, orig_to=<local>): the copy's delivery to ext
+			// is a forward.
+			if e.OrigTo != "" {
+				m.addRedirect(e.To, e.OrigTo)
+			}
+			if d.handOff(e, m, e.Requeued, false, e) {
+				d.countDelivery(DeliveryHop, e.Status)
+			}
+			return
+		}
+	}
+	if m.maybeCopy {
+		if class, _ := d.classifyDelivery(e, m); class == DeliveryOutbound || class == DeliveryForwarded {
+			if d.hold(e, m) {
+				return
+			}
+		}
+	}
+	d.judge(e, m)
+}
+
+// judge classifies and counts a delivery of m and runs the rules on it.
+func (d *Detector) judge(e *parsers.Event, m *message) {
+	class, domain := d.classifyDelivery(e, m)
+	d.countDelivery(class, e.Status)
 	switch class {
 	case DeliveryLocal:
 		if e.Status == parsers.StatusSent && domain != "" {
@@ -454,19 +559,15 @@ func (d *Detector) delivery(e *parsers.Event) {
 	case DeliveryInbound:
 		return
 	case DeliveryHop:
-		// The content filter re-queued the message under a new id: that
-		// message inherits who submitted this one. It may be re-queued
-		// into another instance (postfix-out), so if it is not in this
-		// instance yet, it waits in pending, keyed by host and id.
-		if id := requeuedID(e.Reply); id != "" {
-			k := msgKey{e.Host, instance(e.Program), id}
-			if child, ok := d.msgs.get(k); ok {
-				child.inherit(m, e.Time)
-			} else {
-				parent := *m
-				parent.lastSeen = e.Time
-				d.pending.put(msgKey{host: d.names.get(e.Host), id: strings.Clone(id)}, &parent)
-			}
+		return
+	case DeliveryForwarded:
+		// Forwarded for a local recipient: never relaying, but forwarded
+		// spam gets a server blocklisted too.
+		if !(e.Status == parsers.StatusDeferred && m.deferred) {
+			d.spike.countForwarded(d, e, m)
+		}
+		if e.Status == parsers.StatusDeferred {
+			m.deferred = true
 		}
 		return
 	}
@@ -484,7 +585,7 @@ func (d *Detector) delivery(e *parsers.Event) {
 	case d.cfg.WarnNewRelayers:
 		d.newRelayer(e, m)
 	}
-	if firstAttempt {
+	if firstAttempt && !d.ahead {
 		d.spike.count(d, e, m)
 		h := e.Time.Unix() / 3600
 		if _, ok := d.hourly[h]; ok || len(d.hourly) < maxHours {
@@ -497,10 +598,12 @@ func (d *Detector) delivery(e *parsers.Event) {
 // outbound delivery of a message from a client that may not relay.
 func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 	key := m.clientIP
+	d.noteRelayed(e, m)
+	d.relayedDomains.add(Domain(e.To))
 	senderDomain := Domain(m.from)
 	localSender := senderDomain != "" && d.policy.IsLocalDomain(senderDomain)
 	if f := d.finding(RuleUnknownRelayingClient, key, e, SeverityCritical); f != nil {
-		if m.counted&countedUnknown == 0 {
+		if m.counted&countedUnknown == 0 || f.Count == 0 { // counted once per episode
 			m.counted |= countedUnknown
 			f.Count++
 		}
@@ -516,7 +619,7 @@ func (d *Detector) relayedByStranger(e *parsers.Event, m *message) {
 		return
 	}
 	if f := d.finding(RuleForeignToForeign, key, e, SeverityCritical); f != nil {
-		if m.counted&countedF2F == 0 {
+		if m.counted&countedF2F == 0 || f.Count == 0 { // counted once per episode
 			m.counted |= countedF2F
 			f.Count++
 		}
@@ -558,30 +661,28 @@ func (d *Detector) newRelayer(e *parsers.Event, m *message) {
 	}
 }
 
-// finding returns the finding for (rule, key), creating it, or nil when the
-// cap on findings is reached.
+// finding returns the finding for (rule, key), creating it or starting its
+// next episode. It is never nil: the findings store evicts the stalest.
 func (d *Detector) finding(rule, key string, e *parsers.Event, sev Severity) *Finding {
-	fk := findingKey{rule, key}
-	if f, ok := d.findings[fk]; ok {
-		if e.Time.Before(f.FirstSeen) {
-			f.FirstSeen = e.Time
-		}
-		if e.Time.After(f.LastSeen) {
-			f.LastSeen = e.Time
-		}
-		if sev > f.Severity {
-			f.Severity = sev
-		}
+	at := d.judgedTime(e.Time)
+	f, isNew, prev := d.findings.get(rule, key, e.Host, sev, at)
+	if d.ahead && len(d.stepTouched) < maxStepTouched && (isNew || e.Time.Sub(prev) < d.cfg.EpisodeGap) {
+		// Active at the line's time if the clock steps to it; an episode
+		// that would have ended by then is not kept open by it.
+		d.stepTouched = append(d.stepTouched, f)
+	}
+	if isNew {
 		return f
 	}
-	if len(d.findings) >= d.cfg.MaxFindings {
-		d.stats.FindingsDropped++
-		return nil
+	if at.Before(f.FirstSeen) {
+		f.FirstSeen = at
 	}
-	fk = findingKey{rule, strings.Clone(key)}
-	f := &Finding{Rule: rule, Key: fk.key, Severity: sev, Host: strings.Clone(e.Host), FirstSeen: e.Time, LastSeen: e.Time}
-	d.findings[fk] = f
-	d.order = append(d.order, fk)
+	if at.After(f.LastSeen) {
+		f.LastSeen = at
+	}
+	if sev > f.Severity {
+		f.Severity = sev
+	}
 	return f
 }
 
@@ -619,11 +720,30 @@ func (d *Detector) notify(f *Finding) {
 		return
 	}
 	f.notifiedCount, f.notifiedSev, f.notifiedWindow = f.Count, f.Severity, f.WindowStart
+	d.tell(f)
+}
+
+// tell hands OnFinding a described copy of f. The copy shares f's
+// evidence array, which is only ever appended to.
+func (d *Detector) tell(f *Finding) {
 	c := *f
-	c.Evidence = append([]string(nil), f.Evidence...)
+	c.Evidence = f.Evidence[:len(f.Evidence):len(f.Evidence)]
 	d.describe(&c)
 	d.cfg.OnFinding(c)
 }
+
+// episodeEnded tells OnFinding that an episode it was told of ended.
+func (d *Detector) episodeEnded(f *Finding) {
+	if d.cfg.OnFinding != nil && f.notifiedCount > 0 {
+		d.tell(f)
+	}
+}
+
+// Restore puts back the findings of episodes that were open when an earlier
+// process stopped (a sidecar's saved alerts), so that their counts go on
+// from where they were and they are not announced again. Call it before
+// the first event.
+func (d *Detector) Restore(fs []Finding) { d.findings.restore(fs) }
 
 // reportable tells whether a finding reached its rule's threshold.
 func (d *Detector) reportable(f *Finding) bool {
@@ -638,30 +758,38 @@ func (d *Detector) describe(f *Finding) {
 	case f.Rule == RuleForeignToForeign:
 		f.Summary = fmt.Sprintf("%s is relaying mail for strangers: sender and recipient domains are both foreign (%d messages, %d deliveries)", serverName(f.Host), f.Count, f.Recipients)
 		f.NextStep = "Close the open relay now (Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, and a narrow mynetworks; Exim: relay_from_hosts), block " + key + " at the firewall, purge the queued spam (postqueue -p; postsuper -d), then check this server's IP on the blocklists."
+		if a, sender := d.relayerAdvice(key); a != nil {
+			f.NextStep = a.For(a.CloseRelay, key, sender)
+		}
 	case f.Rule == RuleUnknownRelayingClient && f.Severity == SeverityCritical:
 		f.Summary = fmt.Sprintf("%s relays mail to foreign domains without authenticating, from outside the trusted networks (%d messages, %d deliveries)", f.subject, f.Count, f.Recipients)
 		f.NextStep = "Find out why " + key + " may relay: check smtpd_relay_restrictions, smtpd_recipient_restrictions and mynetworks (Postfix) or relay_from_hosts (Exim). If the client is legitimate, add it to --known-clients; if not, close the relay, block " + key + " and purge its messages from the queue (postqueue -p; postsuper -d)."
+		if a, sender := d.relayerAdvice(key); a != nil {
+			f.NextStep = a.For(a.FindOut, key, sender)
+		}
 	case f.Rule == RuleUnknownRelayingClient:
 		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
 		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
 	case f.Rule == RuleOutboundSpike:
 		d.spike.describe(f)
+		if a := d.advice(d.mta); a != nil {
+			f.NextStep = a.Spike
+		}
 	}
 }
 
 // Findings returns the findings that reached their thresholds, worst first.
 func (d *Detector) Findings() []Finding {
-	out := make([]Finding, 0, len(d.order))
-	for _, fk := range d.order {
-		f := d.findings[fk]
+	out := make([]Finding, 0, d.findings.len())
+	d.findings.each(func(f *Finding) {
 		if !d.reportable(f) {
-			continue
+			return
 		}
 		c := *f
 		c.Evidence = append([]string(nil), f.Evidence...)
 		d.describe(&c)
 		out = append(out, c)
-	}
+	})
 	SortFindings(out)
 	return out
 }

@@ -78,6 +78,14 @@ type Finding struct {
 	Baseline float64  `json:"baseline,omitempty"`
 	Evidence []string `json:"evidence"`
 	NextStep string   `json:"next_step"`
+	// Episode counts the earlier episodes of this rule and key (0 for the
+	// first): an episode ends after a quiet period of event time, and the
+	// next evidence starts a new one whose counts start again.
+	Episode int `json:"episode,omitempty"`
+	// TotalCount is Count summed over the earlier episodes of the key.
+	TotalCount int `json:"total_count,omitempty"`
+	// EndedAt is set (event time) once the episode ended.
+	EndedAt time.Time `json:"ended_at,omitzero"`
 
 	// subject names the client in the summary ("unknown[192.0.2.1]").
 	subject string
@@ -86,6 +94,8 @@ type Finding struct {
 	notifiedCount  int
 	notifiedSev    Severity
 	notifiedWindow time.Time
+	// lastActive is the episode clock at the latest evidence.
+	lastActive time.Time
 }
 
 func (f *Finding) addEvidence(lines ...string) {

@@ -7,7 +7,8 @@ import (
 )
 
 // findingJSON is a Finding as JSON: every field present, the window and the
-// baseline null when the rule measures none, nothing HTML-escaped (the
+// baseline null when the rule measures none, ended_at null while the episode
+// goes on, nothing HTML-escaped (the
 // evidence is log lines that scripts grep for `from=<`).
 type findingJSON struct {
 	Rule        string     `json:"rule"`
@@ -24,6 +25,9 @@ type findingJSON struct {
 	Baseline    *float64   `json:"baseline"`
 	Evidence    []string   `json:"evidence"`
 	NextStep    string     `json:"next_step"`
+	Episode     int        `json:"episode"`
+	TotalCount  int        `json:"total_count"`
+	EndedAt     *time.Time `json:"ended_at"`
 }
 
 // MarshalJSON writes every documented field, null where the rule has no
@@ -32,7 +36,11 @@ func (f Finding) MarshalJSON() ([]byte, error) {
 	j := findingJSON{
 		Rule: f.Rule, Key: f.Key, Severity: f.Severity, Host: f.Host, Summary: f.Summary,
 		Count: f.Count, Recipients: f.Recipients, FirstSeen: f.FirstSeen, LastSeen: f.LastSeen,
-		Evidence: f.Evidence, NextStep: f.NextStep,
+		Evidence: f.Evidence, NextStep: f.NextStep, Episode: f.Episode, TotalCount: f.TotalCount,
+	}
+	if !f.EndedAt.IsZero() {
+		ended := f.EndedAt
+		j.EndedAt = &ended
 	}
 	if j.Evidence == nil {
 		j.Evidence = []string{}

@@ -104,6 +104,15 @@ func (s *spikeRule) count(d *Detector, e *parsers.Event, m *message) {
 	}
 }
 
+// countForwarded records one forwarded delivery: under "all" (forwarded
+// spam gets a server blocklisted too) and "forwarded", never under the
+// client or sender that sent it to the local recipient.
+func (s *spikeRule) countForwarded(d *Detector, e *parsers.Event, m *message) {
+	ws := e.Time.Truncate(s.cfg.Window)
+	s.countKey(d, e, m, spikeKey{kind: "all"}, ws, false)
+	s.countKey(d, e, m, spikeKey{kind: "forwarded"}, ws, false)
+}
+
 func (s *spikeRule) countKey(d *Detector, e *parsers.Event, m *message, k spikeKey, ws time.Time, stranger bool) {
 	st, ok := s.keys.get(k)
 	if !ok {
@@ -127,6 +136,9 @@ func (s *spikeRule) countKey(d *Detector, e *parsers.Event, m *message, k spikeK
 			f.Count, f.WindowStart, f.WindowEnd, f.Baseline = st.count, ws, ws.Add(s.cfg.Window), math.Round(st.ewma*10)/10
 		}
 		f.Recipients++
+		if k.kind != "client" {
+			d.noteSpikeCause(findingKey{RuleOutboundSpike, f.Key}, m)
+		}
 		f.addMessageEvidence(m)
 		f.addEvidence(e.Line)
 		d.notify(f)
@@ -136,8 +148,11 @@ func (s *spikeRule) countKey(d *Detector, e *parsers.Event, m *message, k spikeK
 // describe writes a spike finding's summary and next step.
 func (s *spikeRule) describe(f *Finding) {
 	what := f.Key
-	if what == "all" {
+	switch what {
+	case "all":
 		what = "all outbound mail of " + serverName(f.Host)
+	case "forwarded":
+		what = "mail forwarded by " + serverName(f.Host) + " for local recipients (aliases, .forward, redirects)"
 	}
 	f.Summary = fmt.Sprintf("outbound spike: %s sent %d deliveries to foreign domains in %v (baseline %.1f per window, threshold %.0f)", what, f.Count, s.cfg.Window, f.Baseline, math.Max(float64(s.cfg.Min), s.cfg.Factor*f.Baseline))
 	f.NextStep = "See who is sending (postqueue -p | tail; qshape deferred). If an account is compromised, disable it and reset its password; if a host, block it; then hold or purge its queued mail (postsuper -h / -d)."

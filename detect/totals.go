@@ -15,7 +15,10 @@ const MaxDistinct = 1 << 20
 // counting rules, so that they can be compared with pflogsumm's report:
 //
 //   - received: messages accepted from a network client (smtpd "client=")
-//     or submitted locally (pickup);
+//     or submitted locally (pickup), except re-injections from a content
+//     filter (a "client=" from loopback, or naming orig_queue_id=, on an
+//     smtpd service other than the default, smtps and submission, such as
+//     postfix/10025/smtpd: pflogsumm does not count those either);
 //   - delivered: delivery lines with status=sent, except "forwarded as" ones,
 //     which are forwarded;
 //   - deferred: distinct queue ids with at least one status=deferred line;
@@ -24,7 +27,8 @@ const MaxDistinct = 1 << 20
 //   - rejected: smtpd/postscreen "reject:" lines and cleanup header/body
 //     (milter-)rejects; reject warnings, held and discarded likewise;
 //   - senders: distinct envelope senders of received messages (domain part
-//     lower-cased, "<>" counted once); recipients: distinct recipients of
+//     lower-cased, "<>" counted once), from qmgr's from= for Postfix (pickup's
+//     from=<root> is not yet qualified); recipients: distinct recipients of
 //     delivered mail.
 type Totals struct {
 	Received       uint64 `json:"received"`
@@ -81,8 +85,11 @@ func (c *TotalsCounter) Totals() Totals {
 func (c *TotalsCounter) Handle(e *parsers.Event) {
 	switch e.Kind {
 	case parsers.KindAccept, parsers.KindPickup:
+		if e.Kind == parsers.KindAccept && reinjected(e) {
+			return
+		}
 		c.t.Received++
-		if e.FromSet {
+		if e.FromSet && !(e.Kind == parsers.KindPickup && daemonOf(e.Program) == "pickup") {
 			// The arrival names its sender (Exim): count it now.
 			c.add(c.senders, e.From, e.From == "")
 			return
@@ -166,6 +173,23 @@ func (c *TotalsCounter) add(set map[uint64]struct{}, addr string, null bool) {
 		return
 	}
 	set[h] = struct{}{}
+}
+
+// reinjected tells a content filter's re-injection: an arrival from loopback
+// (or naming its parent) on an smtpd service of its own
+// ("postfix/10025/smtpd"), not the default one, smtps or submission.
+func reinjected(e *parsers.Event) bool {
+	svc := e.Program
+	first := strings.IndexByte(svc, '/')
+	last := strings.LastIndexByte(svc, '/')
+	if first < 0 || first == last {
+		return false
+	}
+	switch svc[first+1 : last] {
+	case "smtps", "submission":
+		return false
+	}
+	return e.OrigQueueID != "" || strings.HasPrefix(e.ClientIP, "127.") || e.ClientIP == "::1"
 }
 
 func daemonOf(program string) string {

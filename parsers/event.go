@@ -29,6 +29,8 @@ const (
 	KindRemoved             // the message left the queue
 	KindExpired             // the message stayed too long and was returned to sender
 	KindNotification        // the server created a notification (bounce); Detail holds the new message id
+	KindRequeued            // a content filter reports that it re-queued message QueueID as Requeued (amavis "Passed ... queued_as:")
+	KindRedirect            // a recipient of message QueueID was rewritten: To is the new recipient, OrigTo the one it replaced (Exchange REDIRECT, EXPAND)
 )
 
 var kindNames = [...]string{
@@ -46,6 +48,8 @@ var kindNames = [...]string{
 	KindRemoved:        "removed",
 	KindExpired:        "expired",
 	KindNotification:   "notification",
+	KindRequeued:       "requeued",
+	KindRedirect:       "redirect",
 }
 
 // String returns the kind's stable name.
@@ -139,10 +143,31 @@ type Event struct {
 	From    string `json:"from,omitempty"`
 	FromSet bool   `json:"from_set,omitempty"`
 	To      string `json:"to,omitempty"`
-	OrigTo  string `json:"orig_to,omitempty"`
-	Relay   string `json:"relay,omitempty"`
-	Delay   string `json:"delay,omitempty"`
-	Status  Status `json:"status,omitempty"`
+	// OrigTo is the recipient as the message carried it before an alias,
+	// .forward, redirect router or mailbox forwarding rewrote it into To
+	// (Postfix orig_to, Exim's parent address, Exchange's
+	// related-recipient-address).
+	OrigTo string `json:"orig_to,omitempty"`
+	// OrigQueueID is the id of the message this one is a copy of, where the
+	// arrival names it (Postfix "orig_queue_id=" on a re-injection's client=
+	// line, sent by a content filter with XFORWARD).
+	OrigQueueID string `json:"orig_queue_id,omitempty"`
+	// Requeued is the id of a new message on this host that a delivery or a
+	// content filter created: local(8)'s "forwarded as ID" (Forwarded is
+	// set), a content filter on loopback that answered "queued as ID" (a
+	// claim that detect confirms when ID shows up in the log), amavis'
+	// "queued_as: ID".
+	Requeued string `json:"requeued,omitempty"`
+	// Forwarded is set on a delivery that forwarded the message to other
+	// recipients in the new message Requeued (an alias or .forward).
+	Forwarded bool `json:"forwarded,omitempty"`
+	// RelayDomain is set on a reject that proves the recipient's domain is
+	// one this server relays for (a gateway or backup MX): Postfix's "User
+	// unknown in relay recipient table".
+	RelayDomain bool   `json:"relay_domain,omitempty"`
+	Relay       string `json:"relay,omitempty"`
+	Delay       string `json:"delay,omitempty"`
+	Status      Status `json:"status,omitempty"`
 	// Mailbox is set on a delivery into a mailbox on this system (Postfix
 	// local, virtual, lmtp, or a pipe to dovecot/maildrop/cyrus): its
 	// recipient domain is one of ours.

@@ -123,6 +123,11 @@ type Format struct {
 	// Sniff scores the first lines of a stream: the number of lines that look
 	// like this format. Zero means "not this format".
 	Sniff func(lines []string) int
+	// OwnsProgram reports whether the format's events carry this Program
+	// (optional).
+	OwnsProgram func(program string) bool
+	// Advice is the next step for relaying in this MTA's terms (optional).
+	Advice *Advice
 }
 
 // Registry is an explicit list of formats, built by the caller.

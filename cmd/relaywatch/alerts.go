@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -73,6 +77,11 @@ type alerting struct {
 	cancel      context.CancelFunc
 	drain       time.Duration
 	fired       map[[2]string]uint64 // by rule and severity, for metrics
+	log         *alert.JSONLog       // --alerts-log, written at once
+	store       atomic.Pointer[alert.Store]
+	// resolveAfter ends a finding's episode (detect.Config.EpisodeGap).
+	resolveAfter time.Duration
+	det          *detect.Detector
 }
 
 // secrets returns the webhook and token from flags or the environment.
@@ -102,9 +111,25 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	if o.ResolveAfter <= 0 {
 		return nil, fmt.Errorf("%w: --resolve-after must be positive", errUsage)
 	}
+	if webhook != "" {
+		if err := checkURL(webhook, true); err != nil {
+			return nil, fmt.Errorf("%w: the Slack webhook URL: %w", errUsage, err)
+		}
+	}
+	if o.SlackAPIURL != "" {
+		if err := checkURL(o.SlackAPIURL, false); err != nil {
+			return nil, fmt.Errorf("%w: --slack-api-url: %w", errUsage, err)
+		}
+	}
+	for _, u := range o.Alertmanagers {
+		if err := checkURL(u, false); err != nil {
+			return nil, fmt.Errorf("%w: --alertmanager: %w", errUsage, err)
+		}
+	}
 	instance := o.instance()
 	a := &alerting{drain: o.DrainTimeout}
-	cfg := alert.DispatchConfig{MinInterval: o.slackMinPeriod}
+	logf := func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: alerts to %s\n", alert.EscapeControl(msg, "")) }
+	cfg := alert.DispatchConfig{MinInterval: o.slackMinPeriod, Log: logf, OnDelivered: a.delivered}
 	var sinks, slackSinks []alert.Sink
 	client := &http.Client{Timeout: 15 * time.Second}
 	if webhook != "" {
@@ -131,14 +156,18 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 			a.closers = append(a.closers, f)
 			w = f
 		}
-		sinks = append(sinks, alert.NewJSONLog(w))
+		// The audit trail is written as transitions happen, never queued
+		// behind the network sinks.
+		a.log = alert.NewJSONLog(w)
+		a.log.Log = func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: %s\n", alert.EscapeControl(msg, "")) }
+		a.dispatchers = append(a.dispatchers, a.log)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	a.cancel = cancel
 	startSink := func(s alert.Sink) *alert.Dispatcher {
 		c := cfg
-		if _, ok := s.(*alert.JSONLog); ok {
-			c.MinInterval = -1 // a file takes every transition at once
+		if _, ok := s.(*alert.Alertmanager); ok {
+			c.MinInterval = -1 // Slack's rate limit is not Alertmanager's
 		}
 		d := alert.NewDispatcher(s, c)
 		a.senders.Add(1)
@@ -158,13 +187,109 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 		go func() { defer a.refreshers.Done(); am.Refresh(runCtx) }()
 	}
 	a.fired = map[[2]string]uint64{}
-	a.manager = alert.NewManager(o.ResolveAfter, func(t alert.Transition) {
-		if t.Kind == alert.Fired {
-			a.fired[[2]string{t.Alert.Rule, t.Alert.Severity.String()}]++
-		}
-		a.dispatchers.Emit(t)
-	})
+	a.resolveAfter = o.ResolveAfter
+	a.manager = alert.NewManager(a.emit)
 	return a, nil
+}
+
+// emit hands a transition to the alerts log, at once, and to the sinks'
+// queues.
+func (a *alerting) emit(t alert.Transition) {
+	if t.Kind == alert.Fired {
+		a.fired[[2]string{t.Alert.Rule, t.Alert.Severity.String()}]++
+	}
+	if st := a.store.Load(); st != nil {
+		st.Record(t)
+	}
+	a.dispatchers.Emit(t)
+}
+
+// delivered hears from the dispatchers what each sink took.
+func (a *alerting) delivered(sink string, batch []alert.Transition) {
+	if st := a.store.Load(); st != nil {
+		st.Delivered(sink, batch)
+	}
+}
+
+// alertStoreFile is the alerts' journal in the state directory.
+const alertStoreFile = "alerts.journal"
+
+// restore opens the alerts' journal in stateDir (a sidecar's state) and
+// brings back what the last run left: the open alerts are re-opened
+// without being announced again (and their episodes go on, see attach),
+// each sink is sent what it had not taken (a Slack outage, a queue dropped
+// at exit), and Alertmanager gets every open alert at once and with every
+// refresh. legacy are the open alerts of a state file written before the
+// journal existed; they count as delivered. Call it before detector.
+func (a *alerting) restore(stateDir string, legacy []alert.Alert) error {
+	var sinks []string
+	for _, n := range a.dispatchers {
+		if d, ok := n.(*alert.Dispatcher); ok {
+			sinks = append(sinks, d.Name())
+		}
+	}
+	st, err := alert.OpenStore(filepath.Join(stateDir, alertStoreFile), sinks)
+	if err != nil {
+		return err
+	}
+	if st.Len() == 0 {
+		for _, al := range legacy {
+			t := alert.Transition{Kind: alert.Fired, Alert: al}
+			st.Record(t)
+			for _, s := range sinks {
+				st.Delivered(s, []alert.Transition{t})
+			}
+		}
+	}
+	open := st.Open()
+	a.manager.Restore(open)
+	for _, n := range a.dispatchers {
+		if d, ok := n.(*alert.Dispatcher); ok {
+			for _, t := range st.Pending(d.Name()) {
+				d.Enqueue(t)
+			}
+		}
+	}
+	for _, am := range a.am {
+		am.Restore(open)
+	}
+	a.store.Store(st)
+	return nil
+}
+
+// snapshot takes the alerts that changed since the last save (call it
+// under the lock that the positions saved with them are taken under) and
+// returns the function that writes them to the journal.
+func (a *alerting) snapshot() func() error {
+	st := a.store.Load()
+	if st == nil {
+		return func() error { return nil }
+	}
+	return st.Snapshot()
+}
+
+// checkURL checks a sink's URL at start: absolute, http or https, with a
+// host. A webhook URL is a secret: the error never shows it.
+func checkURL(raw string, secret bool) error {
+	u, err := url.Parse(raw)
+	show := func() string {
+		if secret || u == nil {
+			return "it"
+		}
+		return fmt.Sprintf("%q", raw)
+	}
+	switch {
+	case err != nil:
+		if secret {
+			return errors.New("not a URL")
+		}
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%s must start with https:// (or http://)", show())
+	case u.Host == "":
+		return fmt.Errorf("%s has no host", show())
+	}
+	return nil
 }
 
 // sendSummary queues one summary of a batch run's findings (at or above
@@ -186,6 +311,28 @@ func (a *alerting) sendSummary(findings []detect.Finding) {
 
 // observe feeds a finding to the lifecycle (detect.Config.OnFinding).
 func (a *alerting) observe(f detect.Finding) { a.manager.Observe(f) }
+
+// configure points a detector's findings at the alerts: they report to
+// observe, and their episodes end after --resolve-after.
+func (a *alerting) configure(cfg *detect.Config) {
+	cfg.OnFinding = a.observe
+	cfg.EpisodeGap = a.resolveAfter
+}
+
+// attach gives the detector the episodes of the alerts restored from a
+// saved state, so that their counts go on and they resolve on event time.
+func (a *alerting) attach(d *detect.Detector) {
+	a.det = d
+	d.Restore(a.manager.Findings())
+}
+
+// advance moves the episode clock without a line, so that alerts resolve
+// while the logs are quiet.
+func (a *alerting) advance(t time.Time) {
+	if a.det != nil {
+		a.det.Advance(t)
+	}
+}
 
 // stop lets the dispatchers send what is queued, for at most the drain
 // timeout, and reports what could not be sent.
@@ -210,7 +357,33 @@ func (a *alerting) stop(e *env) {
 			fmt.Fprintf(e.stderr, "relaywatch: alerts to %s: %d sent, %d failed, %d dropped\n", d.Name(), st.Sent, st.Failed, st.Dropped)
 		}
 	}
+
+	if st := a.store.Load(); st != nil {
+		// What the sinks took while draining.
+		if err := st.Save(); err != nil {
+			fmt.Fprintf(e.stderr, "relaywatch: %v\n", err)
+		}
+		st.Close()
+	}
 	for _, c := range a.closers {
 		c.Close()
 	}
+}
+
+// terminalWriter shows control characters written to it as escapes (\e,
+// \x07, \u009b), keeping newlines and tabs: the text report prints log
+// lines, which attackers write, and must not let them clear the
+// operator's screen or paint "ALL CLEAR" on it.
+type terminalWriter struct{ w io.Writer }
+
+// terminalSafe wraps w for a report meant for a terminal.
+func terminalSafe(w io.Writer) io.Writer { return terminalWriter{w} }
+
+// Write implements io.Writer; it reports len(p) written when all of the
+// escaped text was.
+func (t terminalWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(t.w, alert.EscapeControl(string(p), "\n\t")); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/relaywatch/relaywatch/detect"
+	"github.com/relaywatch/relaywatch/parsers"
+	"github.com/relaywatch/relaywatch/parsers/all"
 	"github.com/relaywatch/relaywatch/parsers/stream"
 )
 
@@ -43,6 +45,15 @@ type policyOptions struct {
 	SpikeAlpha      float64
 	MaxMessages     int
 	MessageTTL      time.Duration
+	MaxFindings     int
+	ClockWindow     time.Duration
+	ClockConfirm    int
+	// The MTA's own configuration (paths; "" for none).
+	PostfixConfig  string
+	EximConfig     string
+	ExchangeConfig string
+	// trust is what was read from them, for the report.
+	trust []parsers.Trust
 }
 
 // AddFlags registers the detection flags.
@@ -50,6 +61,9 @@ func (o *policyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.LocalDomains, "local-domains", nil, "our mail domains, comma-separated or repeated (\".example.org\" for all subdomains); more are learned from local deliveries")
 	fs.StringSliceVar(&o.TrustedNetworks, "trusted-networks", detect.DefaultTrustedNetworks, "networks (CIDRs or addresses) whose clients may relay, like Postfix's mynetworks")
 	fs.StringSliceVar(&o.KnownClients, "known-clients", nil, "other clients (CIDRs or addresses) known to relay legitimately")
+	fs.StringVar(&o.PostfixConfig, "postfix-config", "", "take local domains, relay domains and mynetworks from this Postfix configuration (directory or main.cf; asks postconf when installed)")
+	fs.StringVar(&o.EximConfig, "exim-config", "", "take local_domains, relay_to_domains and relay_from_hosts from this Exim configuration file (\"auto\": ask exim -bP config_file)")
+	fs.StringVar(&o.ExchangeConfig, "exchange-config", "", "take accepted domains and relay connectors' remote IP ranges from this file (see the README's PowerShell one-liner)")
 	fs.StringVar(&o.Baseline, "baseline", "", "JSON file of relayers and local domains learned by earlier runs; read at start and updated at the end")
 	fs.BoolVar(&o.WarnNewRelayers, "warn-new-relayers", false, "warn when a trusted client or an authenticated user relays for the first time (against --baseline)")
 	fs.DurationVar(&o.LearnPeriod, "learn-period", 24*time.Hour, "event time, from the baseline's start, during which new relayers are learned without a warning")
@@ -60,11 +74,14 @@ func (o *policyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.SpikeAlpha, "spike-alpha", detect.DefaultSpikeAlpha, "outbound-spike: weight of the newest window in the baseline (EWMA), in (0,1]")
 	fs.IntVar(&o.MaxMessages, "max-messages", 50000, "messages kept in memory for correlation; the least recently active is evicted beyond it")
 	fs.DurationVar(&o.MessageTTL, "message-ttl", 120*time.Hour, "event time after which a message without a removal line is forgotten")
+	fs.IntVar(&o.MaxFindings, "max-findings", 10000, "findings (rule and key) kept in memory; the stalest is forgotten beyond it, never a new one")
+	fs.DurationVar(&o.ClockWindow, "clock-window", detect.DefaultClockWindow, "a line dated further ahead of event time does not move it until --clock-confirm lines in a row agree")
+	fs.IntVar(&o.ClockConfirm, "clock-confirm", detect.DefaultClockConfirm, "consecutive lines beyond --clock-window (from two hosts when the log has several) that step event time")
 }
 
-// detector builds the detector and the baseline from the options;
-// onFinding (may be nil) hears of findings as they appear and grow.
-func (o *policyOptions) detector(onFinding func(detect.Finding)) (*detect.Detector, *detect.Baseline, error) {
+// detector builds the detector and the baseline from the options; alerts
+// (may be nil) hears of findings as they appear, grow and end.
+func (o *policyOptions) detector(alerts *alerting) (*detect.Detector, *detect.Baseline, error) {
 	var baseline *detect.Baseline
 	localDomains := o.LocalDomains
 	if o.Baseline != "" {
@@ -74,7 +91,17 @@ func (o *policyOptions) detector(onFinding func(detect.Finding)) (*detect.Detect
 		}
 		localDomains = append(append([]string(nil), localDomains...), baseline.LocalDomains...)
 	}
-	policy, err := detect.NewPolicy(localDomains, o.TrustedNetworks, o.KnownClients)
+	trusted := o.TrustedNetworks
+	trust, err := o.readTrust()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	o.trust = trust
+	for _, t := range trust {
+		localDomains = append(append(append([]string(nil), localDomains...), t.LocalDomains...), t.RelayDomains...)
+		trusted = append(append([]string(nil), trusted...), t.Networks...)
+	}
+	policy, err := detect.NewPolicy(localDomains, trusted, o.KnownClients)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -87,21 +114,34 @@ func (o *policyOptions) detector(onFinding func(detect.Finding)) (*detect.Detect
 	if o.MessageTTL <= 0 || o.LearnPeriod < 0 {
 		return nil, nil, fmt.Errorf("%w: --message-ttl and --learn-period must be positive", errUsage)
 	}
-	d, err := detect.New(detect.Config{
+	if o.MaxFindings < 10 || o.ClockWindow < time.Second || o.ClockConfirm < 1 {
+		return nil, nil, fmt.Errorf("%w: --max-findings must be at least 10, --clock-window at least 1s and --clock-confirm at least 1", errUsage)
+	}
+	cfg := detect.Config{
 		Policy:          policy,
 		MessageTTL:      o.MessageTTL,
 		MaxMessages:     o.MaxMessages,
+		MaxFindings:     o.MaxFindings,
+		ClockWindow:     o.ClockWindow,
+		ClockConfirm:    o.ClockConfirm,
 		MinRelayed:      o.MinRelayed,
 		WarnNewRelayers: o.WarnNewRelayers,
 		Baseline:        baseline,
 		LearnPeriod:     o.LearnPeriod,
-		OnFinding:       onFinding,
+		Advice:          all.Formats().AdviceFor,
 		Spike: detect.SpikeConfig{
 			Window: o.SpikeWindow, Factor: o.SpikeFactor, Min: o.SpikeMin, Alpha: o.SpikeAlpha,
 		},
-	})
+	}
+	if alerts != nil {
+		alerts.configure(&cfg)
+	}
+	d, err := detect.New(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if alerts != nil {
+		alerts.attach(d)
 	}
 	return d, baseline, nil
 }
@@ -133,23 +173,36 @@ func analyzeCommand() command {
 	}
 }
 
-// runAnalyze is `relaywatch analyze`.
-func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) error {
-	if len(files) == 0 {
-		return fmt.Errorf("%w: no input files (use - for stdin)", errUsage)
-	}
+// check validates analyze's settings; analyze runs it at start and
+// check-config --for analyze runs the same.
+func (o *analyzeOptions) check() []settingError {
+	var errs []settingError
 	if o.Output != "text" && o.Output != "json" {
-		return fmt.Errorf("%w: --output %q: use text or json", errUsage, o.Output)
+		errs = append(errs, settingError{"output", fmt.Errorf("--output %q: use text or json", o.Output)})
 	}
-	failOn, err := detect.ParseSeverity(o.FailOn)
-	if err != nil {
-		return fmt.Errorf("%w: --fail-on: %w", errUsage, err)
+	if _, err := detect.ParseSeverity(o.FailOn); err != nil {
+		errs = append(errs, settingError{"fail-on", fmt.Errorf("--fail-on: %w", err)})
 	}
 	switch o.Progress {
 	case "auto", "always", "never":
 	default:
-		return fmt.Errorf("%w: --progress %q: use auto, always or never", errUsage, o.Progress)
+		errs = append(errs, settingError{"progress", fmt.Errorf("--progress %q: use auto, always or never", o.Progress)})
 	}
+	errs = append(errs, o.input.check()...)
+	errs = append(errs, o.policy.check()...)
+	errs = append(errs, o.alerts.check()...)
+	return errs
+}
+
+// runAnalyze is `relaywatch analyze`.
+func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) error {
+	if errs := o.check(); len(errs) > 0 {
+		return fmt.Errorf("%w: %w", errUsage, errs[0].Err)
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("%w: no input files (use - for stdin)", errUsage)
+	}
+	failOn, _ := detect.ParseSeverity(o.FailOn)
 	res, err := o.input.resolve()
 	if err != nil {
 		return err
@@ -160,10 +213,11 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	}
 	stopAlerts := sync.OnceFunc(func() { alerts.stop(e) })
 	defer stopAlerts()
-	det, baseline, err := o.policy.detector(alerts.observe)
+	det, baseline, err := o.policy.detector(alerts)
 	if err != nil {
 		return err
 	}
+	writeTrust(e.stderr, o.policy.trust)
 	totals := detect.NewTotalsCounter()
 	rep := &report{hosts: map[string]bool{}}
 
@@ -173,22 +227,21 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 		defer stop()
 	}
 	start := time.Now()
+	pipe := &pipeline{det: det, observe: func(ev *parsers.Event) {
+		totals.Handle(ev)
+		rep.observe(ev)
+	}}
 	results, readErr := readInputs(ctx, e, &o.input, res, files, prog, func(b *stream.Batch) error {
-		for i := range b.Events {
-			ev := &b.Events[i]
-			totals.Handle(ev)
-			det.Handle(ev)
-			rep.observe(ev)
-		}
-		alerts.manager.Advance(det.Now())
+		pipe.handle(b.Events)
 		return nil
 	})
 	if readErr != nil && !errors.Is(readErr, errInput) {
 		return readErr
 	}
+	det.Flush() // the end of the input: copies still waiting for a parent are judged
 	rep.elapsed = time.Since(start)
 	rep.fill(results, totals.Totals(), det)
-	alerts.manager.Advance(det.Now())
+	rep.trust = o.policy.trust
 	alerts.sendSummary(rep.findings)
 	stopAlerts() // before the report, which may share stdout with --alerts-log -
 	m := rep.metrics(det, alerts)
@@ -203,7 +256,9 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	if baseline != nil {
 		baseline.MergeLocalDomains(det.Policy().LearnedLocalDomains())
 		if err := baseline.Save(o.policy.Baseline); err != nil {
-			return fmt.Errorf("%w: %w", errInput, err)
+			// The report is still printed, and findings still win.
+			fmt.Fprintf(e.stderr, "relaywatch analyze: --baseline: %v\n", err)
+			readErr = errors.Join(readErr, fmt.Errorf("%w: --baseline: %w", errInput, err))
 		}
 	}
 	switch o.Output {
@@ -215,20 +270,26 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 			return err
 		}
 	default:
-		rep.writeText(e.stdout)
+		rep.writeText(terminalSafe(e.stdout))
 	}
 	if o.HTML != "" {
 		if err := rep.writeHTMLFile(o.HTML); err != nil {
-			return fmt.Errorf("%w: %w", errInput, err)
+			// As with --baseline: reported, and findings still win.
+			fmt.Fprintf(e.stderr, "relaywatch analyze: %v\n", err)
+			readErr = errors.Join(readErr, fmt.Errorf("%w: %w", errInput, err))
 		}
 	}
-	if readErr != nil {
-		return readErr
-	}
+	// Exit status for cron: findings at or above --fail-on win over input
+	// errors (exit 1, not 2), so that a wrapper that pages on 1 never misses
+	// a relay because a rotated file vanished; the input errors are on
+	// stderr and in the JSON report either way.
 	for _, f := range rep.findings {
 		if f.Severity >= failOn {
+			if readErr != nil {
+				fmt.Fprintf(e.stderr, "relaywatch analyze: %v\n", readErr)
+			}
 			return errFindings
 		}
 	}
-	return nil
+	return readErr
 }

@@ -20,11 +20,12 @@ type configError struct {
 
 func (e configError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
 
-// applyConfig sets the flags of fs from a YAML config file whose keys are
-// flag names (without the dashes); flags given on the command line win.
-// Every flag can be set this way. It returns all problems, each with its
-// line.
-func applyConfig(path string, fs *pflag.FlagSet) ([]configError, error) {
+// applyConfig sets the flags of fs, the flags of command, from a YAML config
+// file whose keys are flag names (without the dashes); flags given on the
+// command line win. Every flag can be set this way, and one file serves
+// analyze and watch: a setting of the other command is accepted and left
+// alone. It returns all problems, each with its line.
+func applyConfig(path string, fs *pflag.FlagSet, command string) ([]configError, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -55,6 +56,9 @@ func applyConfig(path string, fs *pflag.FlagSet) ([]configError, error) {
 		}
 		seen[name] = k.Line
 		f := fs.Lookup(name)
+		if f == nil && name != "config" && otherCommandSetting(command, name) {
+			continue // a setting of the other command
+		}
 		if f == nil || name == "config" {
 			errs = append(errs, configError{k.Line, fmt.Sprintf("unknown setting %q; settings are the command's flags without the dashes: %s", name, flagNames(fs))})
 			continue
@@ -114,18 +118,39 @@ func flagNames(fs *pflag.FlagSet) string {
 	return strings.Join(names, ", ")
 }
 
+// otherCommandSetting reports whether name is a flag of the other command
+// that reads config files (analyze for watch, watch for analyze).
+func otherCommandSetting(command, name string) bool {
+	var fs *pflag.FlagSet
+	switch command {
+	case "watch":
+		fs = pflag.NewFlagSet("analyze", pflag.ContinueOnError)
+		(&analyzeOptions{}).AddFlags(fs)
+	case "analyze":
+		fs = pflag.NewFlagSet("watch", pflag.ContinueOnError)
+		(&watchOptions{}).AddFlags(fs)
+	default:
+		return false
+	}
+	return fs.Lookup(name) != nil
+}
+
 func checkConfigCommand() command {
 	return command{
 		name:    "check-config",
-		summary: "validate a config file for watch: every problem with its line; exit 2 if there is one",
-		usage:   "check-config FILE",
+		summary: "validate a config file for watch (or --for analyze): every problem with its line; exit 2 if there is one",
+		usage:   "check-config [--for watch|analyze] FILE",
 		flags: func() (*pflag.FlagSet, func(context.Context, *env, []string) error) {
 			fs := pflag.NewFlagSet("check-config", pflag.ContinueOnError)
+			forCmd := fs.String("for", "watch", "the command the file is for: watch or analyze (the same file may serve both)")
 			return fs, func(_ context.Context, e *env, args []string) error {
 				if len(args) != 1 {
 					return fmt.Errorf("%w: check-config takes one FILE", errUsage)
 				}
-				errs, err := checkConfig(args[0])
+				if *forCmd != "watch" && *forCmd != "analyze" {
+					return fmt.Errorf("%w: --for %q: use watch or analyze", errUsage, *forCmd)
+				}
+				errs, err := checkConfig(args[0], *forCmd)
 				if err != nil {
 					return fmt.Errorf("%w: %w", errUsage, err)
 				}
@@ -135,21 +160,39 @@ func checkConfigCommand() command {
 				if len(errs) > 0 {
 					return fmt.Errorf("%w: %s: %d problem(s)", errUsage, args[0], len(errs))
 				}
-				fmt.Fprintf(e.stdout, "%s: ok\n", args[0])
+				fmt.Fprintf(e.stdout, "%s: ok for %s\n", args[0], *forCmd)
 				return nil
 			}
 		},
 	}
 }
 
-// checkConfig applies a config to watch's flags and then runs the checks
-// that watch runs at start, attributing each failure to the line of the
-// setting it names.
-func checkConfig(path string) ([]configError, error) {
-	o := &watchOptions{}
-	fs := pflag.NewFlagSet("watch", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	errs, err := applyConfig(path, fs)
+// checkConfig applies a config to the command's flags and runs the checks
+// that the command runs at start (the same functions), attributing each
+// problem to the line of the setting it names; problems come in line
+// order.
+func checkConfig(path, command string) ([]configError, error) {
+	fs := pflag.NewFlagSet(command, pflag.ContinueOnError)
+	var check func() []settingError
+	switch command {
+	case "analyze":
+		o := &analyzeOptions{}
+		o.AddFlags(fs)
+		check = func() []settingError { return o.check() }
+	default:
+		o := &watchOptions{}
+		o.AddFlags(fs)
+		check = func() []settingError {
+			var errs []settingError
+			for _, e := range o.check(nil) {
+				if e.Setting != "files" || len(o.Journal) > 0 {
+					errs = append(errs, e)
+				}
+			}
+			return errs
+		}
+	}
+	errs, err := applyConfig(path, fs, command)
 	if err != nil {
 		return errs, err
 	}
@@ -161,26 +204,13 @@ func checkConfig(path string) ([]configError, error) {
 			lines[doc.Content[0].Content[i].Value] = doc.Content[0].Content[i].Line
 		}
 	}
-	lineOf := func(err error) int {
-		best := 1
-		for name, l := range lines {
-			if strings.Contains(err.Error(), name) || strings.Contains(err.Error(), strings.ReplaceAll(name, "-", " ")) {
-				best = l
-			}
+	for _, se := range check() {
+		line, ok := lines[se.Setting]
+		if !ok {
+			line = 0 // a default value: no line to name
 		}
-		return best
+		errs = append(errs, configError{Line: line, Msg: se.Setting + ": " + se.Err.Error()})
 	}
-	if _, err := o.input.resolve(); err != nil {
-		errs = append(errs, configError{lineOf(err), err.Error()})
-	}
-	if _, _, err := o.policy.detector(nil); err != nil {
-		errs = append(errs, configError{lineOf(err), err.Error()})
-	}
-	if o.alerts.ResolveAfter <= 0 {
-		errs = append(errs, configError{lines["resolve-after"], "resolve-after must be positive"})
-	}
-	if o.alerts.SlackToken != "" && o.alerts.SlackChannel == "" {
-		errs = append(errs, configError{lines["slack-token"], "a Slack bot token needs slack-channel"})
-	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 	return errs, nil
 }

@@ -83,6 +83,21 @@ type inputResult struct {
 	Error  string             `json:"error,omitempty"`
 }
 
+// warning says why an input that could be read gave nothing to analyze.
+func (in *inputResult) warning() string {
+	if in.Error != "" || in.Name == "" {
+		return ""
+	}
+	switch {
+	case in.Lines.Total() == 0:
+		return in.Name + ": empty: no line to analyze"
+	case in.Lines[parsers.Parsed] == 0:
+		return fmt.Sprintf("%s: none of its %d lines is a mail event of format %s (%d irrelevant, %d malformed, %d unrecognized, %d too long): is --format right?",
+			in.Name, in.Lines.Total(), in.Format, in.Lines[parsers.Irrelevant], in.Lines[parsers.Malformed], in.Lines[parsers.Unrecognized], in.Lines[parsers.TooLong])
+	}
+	return ""
+}
+
 // poisonBlocks makes the pipeline overwrite each block of input once it was
 // handled; tests set it so that a string kept without a copy shows up.
 var poisonBlocks = false
@@ -143,9 +158,12 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 		if in.Name == source.Stdin {
 			rd, err = source.OpenReader(in.Name, e.stdin)
 		} else {
-			rd, err = source.Open(in)
+			rd, err = source.OpenContext(ctx, in)
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return append(results, res), ctx.Err()
+			}
 			res.Error = err.Error()
 			results = append(results, res)
 			errs = append(errs, err)

@@ -35,6 +35,8 @@ type command struct {
 	name    string
 	summary string
 	usage   string
+	// long, when set, is more help shown after the summary.
+	long string
 	// flags returns the command's flag set bound to a fresh options value
 	// and the function that runs it with the remaining arguments.
 	flags func() (*pflag.FlagSet, func(ctx context.Context, env *env, args []string) error)
@@ -53,7 +55,7 @@ type env struct {
 }
 
 func commands() []command {
-	return []command{analyzeCommand(), watchCommand(), checkConfigCommand(), parseCommand(), versionCommand()}
+	return []command{analyzeCommand(), watchCommand(), checkConfigCommand(), parseCommand(), probeCommand(), versionCommand()}
 }
 
 func main() {
@@ -109,7 +111,7 @@ func run(ctx context.Context, e *env, args []string) int {
 		}
 		e.args = args[1:]
 		if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
-			errs, err := applyConfig(f.Value.String(), fs)
+			errs, err := applyConfig(f.Value.String(), fs, c.name)
 			if err == nil && len(errs) > 0 {
 				err = errors.Join(func() []error {
 					var out []error
@@ -158,5 +160,9 @@ func printUsage(w io.Writer) {
 }
 
 func printCommandHelp(w io.Writer, c command, fs *pflag.FlagSet) {
-	fmt.Fprintf(w, "Usage: relaywatch %s\n\n%s\n\nFlags:\n%s", c.usage, c.summary, fs.FlagUsages())
+	fmt.Fprintf(w, "Usage: relaywatch %s\n\n%s\n\n", c.usage, c.summary)
+	if c.long != "" {
+		fmt.Fprintf(w, "%s\n\n", c.long)
+	}
+	fmt.Fprintf(w, "Flags:\n%s", fs.FlagUsages())
 }

@@ -75,15 +75,19 @@ var (
 	descEvictions  = prometheus.NewDesc("relaywatch_correlation_evictions_total", "Messages dropped from correlation before their end, by reason (cap, ttl).", []string{"reason"}, nil)
 	descInFlight   = prometheus.NewDesc("relaywatch_correlation_messages", "Messages currently remembered for correlation.", nil, nil)
 	descNotif      = prometheus.NewDesc("relaywatch_notifications_total", "Alert notifications, by sink and result (sent, failed, dropped).", []string{"sink", "result"}, nil)
+	descFailures   = prometheus.NewDesc("relaywatch_notification_failures_total", "Failed notification attempts, by sink and reason (timeout, network, rate_limited, server_error, rejected, other).", []string{"sink", "reason"}, nil)
 	descRetries    = prometheus.NewDesc("relaywatch_notification_retries_total", "Retried notification sends, by sink.", []string{"sink"}, nil)
 	descQueue      = prometheus.NewDesc("relaywatch_notification_queue_length", "Notifications waiting to be sent, by sink.", []string{"sink"}, nil)
 	descLastEvent  = prometheus.NewDesc("relaywatch_last_event_timestamp_seconds", "Event time of the latest log line, as a Unix time.", nil, nil)
+	descFEvicted   = prometheus.NewDesc("relaywatch_findings_evicted_total", "Findings forgotten, the stalest first, to keep at most --max-findings.", nil, nil)
+	descClockLines = prometheus.NewDesc("relaywatch_event_time_outliers_total", "Events judged without moving event time, by reason: ahead (dated beyond --clock-window, not confirmed by the stream) or late (dated more than the window before event time).", []string{"reason"}, nil)
+	descClockSteps = prometheus.NewDesc("relaywatch_event_time_steps_total", "Times event time stepped forward by more than --clock-window, confirmed by the lines that followed.", nil, nil)
 	descInputErrs  = prometheus.NewDesc("relaywatch_input_errors", "Inputs of this run that could not be read.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *runMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBuild, descLines, descEvents, descDeliveries, descRelayed, descFindings, descFired, descActive, descEvictions, descInFlight, descNotif, descRetries, descQueue, descLastEvent, descInputErrs} {
+	for _, d := range []*prometheus.Desc{descBuild, descLines, descEvents, descDeliveries, descRelayed, descFindings, descFired, descActive, descEvictions, descInFlight, descNotif, descFailures, descRetries, descQueue, descLastEvent, descInputErrs, descFEvicted, descClockLines, descClockSteps} {
 		ch <- d
 	}
 }
@@ -136,6 +140,10 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvictions, prometheus.CounterValue, float64(m.stats.MessagesEvicted), "cap")
 	ch <- prometheus.MustNewConstMetric(descEvictions, prometheus.CounterValue, float64(m.stats.MessagesExpired), "ttl")
 	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(m.inFlight))
+	ch <- prometheus.MustNewConstMetric(descFEvicted, prometheus.CounterValue, float64(m.stats.FindingsEvicted))
+	ch <- prometheus.MustNewConstMetric(descClockLines, prometheus.CounterValue, float64(m.stats.LinesAhead), "ahead")
+	ch <- prometheus.MustNewConstMetric(descClockLines, prometheus.CounterValue, float64(m.stats.LinesLate), "late")
+	ch <- prometheus.MustNewConstMetric(descClockSteps, prometheus.CounterValue, float64(m.stats.ClockSteps))
 	for _, f := range m.sinks {
 		for _, d := range f {
 			st := d.Stats()
@@ -143,6 +151,9 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descNotif, prometheus.CounterValue, float64(st.Failed), d.Name(), "failed")
 			ch <- prometheus.MustNewConstMetric(descNotif, prometheus.CounterValue, float64(st.Dropped), d.Name(), "dropped")
 			ch <- prometheus.MustNewConstMetric(descRetries, prometheus.CounterValue, float64(st.Retried), d.Name())
+			for _, r := range alert.Reasons() {
+				ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(st.Failures[r]), d.Name(), r)
+			}
 			ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(st.Queued), d.Name())
 		}
 	}

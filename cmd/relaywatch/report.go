@@ -28,6 +28,11 @@ type report struct {
 	stats     detect.Stats
 	hourly    []detect.HourCount
 	findings  []detect.Finding
+	incidents []detect.Incident
+	// undeclared: relaying dominated by a few domains nothing declared.
+	undeclared *detect.Undeclared
+	// trust: what was read from the MTA's configuration.
+	trust     []parsers.Trust
 	learned   []string
 	noDomains bool
 }
@@ -54,6 +59,8 @@ func (r *report) fill(inputs []inputResult, t detect.Totals, d *detect.Detector)
 	r.stats = d.Stats()
 	r.hourly = d.OutboundByHour()
 	r.findings = d.Findings()
+	r.incidents = d.Incidents()
+	r.undeclared = d.UndeclaredDomains()
 	r.learned = d.Policy().LearnedLocalDomains()
 	r.noDomains = len(r.learned) == 0 && !d.Policy().HasConfiguredDomains()
 }
@@ -102,6 +109,18 @@ type jsonReport struct {
 	Correlation jsonCorrelation    `json:"correlation"`
 	Learned     []string           `json:"learned_local_domains"`
 	Findings    []detect.Finding   `json:"findings"`
+	// Incidents group the findings by relaying client.
+	Incidents []detect.Incident `json:"incidents"`
+	// UndeclaredDomains is set when relaying went mostly to a few domains
+	// nothing declared (a gateway or backup MX without its domains).
+	UndeclaredDomains *jsonUndeclared `json:"undeclared_domains"` // null unless relaying went to undeclared domains
+	// MTAConfig is what was taken from the MTA's own configuration.
+	MTAConfig []parsers.Trust `json:"mta_config"`
+}
+
+type jsonUndeclared struct {
+	*detect.Undeclared
+	Note string `json:"note"`
 }
 
 type jsonInput struct {
@@ -109,6 +128,9 @@ type jsonInput struct {
 	Format string    `json:"format"` // "" when it could not be told
 	Lines  jsonLines `json:"lines"`
 	Error  *string   `json:"error"` // null when it was read
+	// Warning says when an input gave no usable line (empty, wrong
+	// --format, only over-long lines): never a quiet "Findings: none".
+	Warning string `json:"warning"`
 }
 
 type jsonLines map[string]uint64
@@ -118,6 +140,8 @@ type jsonCorrelation struct {
 	Evicted         uint64 `json:"evicted"`
 	Expired         uint64 `json:"expired"`
 	UnknownOrigin   uint64 `json:"deliveries_of_unknown_origin"`
+	ParentNeverSeen uint64 `json:"copies_parent_never_seen"`
+	HopsUnconfirmed uint64 `json:"hops_unconfirmed"`
 	FindingsDropped uint64 `json:"findings_dropped"`
 }
 
@@ -157,10 +181,16 @@ func (r *report) json() jsonReport {
 		Hourly:     append([]detect.HourCount{}, r.hourly...),
 		Correlation: jsonCorrelation{
 			Messages: r.stats.Messages, Evicted: r.stats.MessagesEvicted, Expired: r.stats.MessagesExpired,
-			UnknownOrigin: r.stats.UnknownOrigin, FindingsDropped: r.stats.FindingsDropped,
+			UnknownOrigin: r.stats.UnknownOrigin, FindingsDropped: r.stats.FindingsEvicted,
+			ParentNeverSeen: r.stats.ParentNeverSeen, HopsUnconfirmed: r.stats.HopsUnconfirmed,
 		},
-		Learned:  append([]string{}, r.learned...),
-		Findings: append([]detect.Finding{}, r.findings...),
+		Learned:   append([]string{}, r.learned...),
+		Findings:  append([]detect.Finding{}, r.findings...),
+		Incidents: append([]detect.Incident{}, r.incidents...),
+		MTAConfig: append([]parsers.Trust{}, r.trust...),
+	}
+	if r.undeclared != nil {
+		j.UndeclaredDomains = &jsonUndeclared{r.undeclared, undeclaredNote(r.undeclared)}
 	}
 	if !r.first.IsZero() {
 		f, l := r.first, r.last
@@ -168,7 +198,7 @@ func (r *report) json() jsonReport {
 	}
 	for i := range r.inputs {
 		in := &r.inputs[i]
-		ji := jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines)}
+		ji := jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines), Warning: in.warning()}
 		if in.Error != "" {
 			ji.Error = &in.Error
 		}
@@ -192,6 +222,8 @@ func (r *report) writeText(w io.Writer) {
 	for _, in := range r.inputs {
 		if in.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", in.Error)
+		} else if warn := in.warning(); warn != "" {
+			fmt.Fprintf(w, "  warning: %s\n", warn)
 		}
 	}
 	if hosts := r.hostList(); len(hosts) > 0 {
@@ -221,15 +253,15 @@ func (r *report) writeText(w io.Writer) {
 	row(uint64(t.Recipients), "recipients"+approx)
 
 	fmt.Fprintln(w, "\nDeliveries by class")
-	var byClass [4]uint64
+	var byClass [len(detect.Stats{}.Deliveries)]uint64
 	for c, st := range r.stats.Deliveries {
 		for _, n := range st {
 			byClass[c] += n
 		}
 	}
-	fmt.Fprintf(w, "  local %s, inbound %s, outbound %s (relayed for strangers %s), content-filter hops %s\n",
+	fmt.Fprintf(w, "  local %s, inbound %s, outbound %s (relayed for strangers %s), forwarded %s, content-filter hops %s\n",
 		humanInt(byClass[detect.DeliveryLocal]), humanInt(byClass[detect.DeliveryInbound]), humanInt(byClass[detect.DeliveryOutbound]),
-		humanInt(r.stats.RelayedByStranger), humanInt(byClass[detect.DeliveryHop]))
+		humanInt(r.stats.RelayedByStranger), humanInt(byClass[detect.DeliveryForwarded]), humanInt(byClass[detect.DeliveryHop]))
 	if len(r.learned) > 0 {
 		fmt.Fprintf(w, "  local domains learned: %s\n", strings.Join(truncateList(r.learned, 10), ", "))
 	}
@@ -243,6 +275,10 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintln(w, "\nFindings: none.")
 		return
 	}
+	if r.undeclared != nil {
+		fmt.Fprintf(w, "\nNOTE: %s\n", termSafe(undeclaredNote(r.undeclared)))
+	}
+	writeIncidents(w, r.incidents)
 	fmt.Fprintf(w, "\nFindings (%d), worst first\n", len(r.findings))
 	for _, f := range r.findings {
 		fmt.Fprintf(w, "\n[%s] %s  %s", strings.ToUpper(f.Severity.String()), f.Rule, f.Key)

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
+
+	"github.com/relaywatch/relaywatch/alert"
+	"github.com/relaywatch/relaywatch/parsers/source"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -39,7 +43,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-var listenRE = regexp.MustCompile(`serving /metrics on (\S+)`)
+var listenRE = regexp.MustCompile(`serving /metrics.* addr=(\S+)`)
 
 // waitUntil polls cond (the state of a server or a file, not the passing of
 // time) until it holds.
@@ -84,12 +88,17 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 func metricsAddr(t *testing.T, stderr *syncBuffer) string {
 	t.Helper()
 	var addr string
-	waitUntil(t, 10*time.Second, "the HTTP server", func() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for addr == "" {
 		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
 			addr = m[1]
+			break
 		}
-		return addr != ""
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the HTTP server; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return addr
 }
 
@@ -106,14 +115,26 @@ func waitReady(t *testing.T, addr string) {
 	})
 }
 
-// buildBinary builds relaywatch into dir, for tests that run it as a process.
-func buildBinary(t *testing.T, dir string) string {
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// buildBinary builds relaywatch once per test run, for tests that run it as
+// a process (the dir argument is kept for the callers' sake).
+func buildBinary(t *testing.T, _ string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "relaywatch")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	binaryOnce.Do(func() {
+		binaryPath = filepath.Join(testBinDir, "relaywatch")
+		if out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput(); err != nil {
+			binaryErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
 	}
-	return bin
+	return binaryPath
 }
 
 // startProcess runs the binary with args and waits for its HTTP server.
@@ -211,9 +232,18 @@ func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
 	if err != nil || json.Unmarshal(data, &st) != nil {
 		t.Fatalf("state: %v", err)
 	}
-	if p := st.Positions[log]; p == nil || p.Offset != int64(len(sample)) || len(st.OpenAlerts) != 6 {
-		t.Errorf("state: position %+v, %d open alerts", p, len(st.OpenAlerts))
+	positions, _, err := source.LoadPositions(filepath.Join(dir, "state", "positions.json"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	store, err := alert.OpenStore(filepath.Join(dir, "state", alertStoreFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := positions[log]; !ok || p.Offset != int64(len(sample)) || len(store.Open()) != 6 {
+		t.Errorf("state: position %+v, %d open alerts", p, len(store.Open()))
+	}
+	store.Close()
 }
 
 // TestWatchSurvivesKill9 runs watch as a process, kills it with SIGKILL in
@@ -262,20 +292,7 @@ func TestWatchSurvivesKill9(t *testing.T) {
 	}
 
 	// Every alert fired exactly once over both runs.
-	fired := map[string]int{}
-	af, _ := os.Open(alerts)
-	defer af.Close()
-	sc := bufio.NewScanner(af)
-	for sc.Scan() {
-		var tr struct {
-			Transition string `json:"transition"`
-			Alert      struct{ Rule, Key string }
-		}
-		json.Unmarshal(sc.Bytes(), &tr)
-		if tr.Transition == "fired" {
-			fired[tr.Alert.Rule+" "+tr.Alert.Key]++
-		}
-	}
+	fired := firedAlerts(t, alerts)
 	if len(fired) != 6 {
 		t.Errorf("alerts fired: %v, want the six of the incident", fired)
 	}
@@ -446,5 +463,50 @@ func TestWatchReloadsPolicyOnSIGHUP(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("SIGTERM: %v\n%s", err, errOut.String())
+	}
+}
+
+// TestCheckConfigRunsTheStartChecks: check-config runs the very checks
+// watch (or analyze, with --for) runs at start, names each problem with the
+// line of its setting, in line order, and one file serves both commands.
+func TestCheckConfigRunsTheStartChecks(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "both.yml")
+	os.WriteFile(cfg, []byte("# one file for the sidecar and the nightly report\n"+
+		"output: json\n"+ // analyze's
+		"state-interval: -1s\n"+
+		"rescan: 0s\n"+
+		"listen: 9792\n"+
+		"local-domains: [example.org]\n"+
+		"fail-on: sometimes\n"+ // analyze's, wrong: only --for analyze says so
+		"state-dir: "+dir+"\n"), 0o644)
+	code, _, errOut := runCmd(t, "", "check-config", cfg)
+	if code != exitUsage {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		if strings.HasPrefix(l, cfg+":line") {
+			got = append(got, strings.TrimPrefix(l, cfg+":"))
+		}
+	}
+	want := []string{"line 3: state-interval", "line 4: rescan", "line 5: listen"}
+	if len(got) != len(want) {
+		t.Fatalf("check-config said:\n%s\nwant %d problems %v", errOut, len(want), want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("problem %d: %q, want %q...", i, got[i], want[i])
+		}
+	}
+	// watch refuses to start on the same file, with the same words.
+	code, _, errOut = runCmd(t, "", "watch", "--config", cfg, "mail.log")
+	if code != exitUsage || !strings.Contains(errOut, "--state-interval -1s: must be positive") {
+		t.Errorf("watch --config: exit %d %s", code, errOut)
+	}
+	// For analyze, the watch settings are accepted and analyze's own checked.
+	code, _, errOut = runCmd(t, "", "check-config", "--for", "analyze", cfg)
+	if code != exitUsage || !strings.Contains(errOut, "line 7: fail-on") || strings.Contains(errOut, "state-interval") {
+		t.Errorf("check-config --for analyze: exit %d %s", code, errOut)
 	}
 }

@@ -43,3 +43,25 @@ func TestSniffTellsFormatsApart(t *testing.T) {
 		t.Error("text that is no log was sniffed as a format")
 	}
 }
+
+// TestAdviceNamesTheMTA checks that each format's events get the advice of
+// their own MTA, naming its own tools.
+func TestAdviceNamesTheMTA(t *testing.T) {
+	reg := Formats()
+	for program, want := range map[string]string{
+		"postfix/smtp": "postsuper", "postfix-out/smtp": "postsuper", "amavis": "postsuper",
+		"exim": "exim -Mrm", "exchange/msgtrk": "Remove-Message", "exchange/smtp-receive": "ms-Exch-SMTP-Accept-Any-Recipient",
+	} {
+		a := reg.AdviceFor(program)
+		if a == nil {
+			t.Errorf("%s: no advice", program)
+			continue
+		}
+		if all := a.CloseRelay + a.FindOut + a.Spike; !strings.Contains(all, want) {
+			t.Errorf("%s: advice of %s does not name %q", program, a.MTA, want)
+		}
+	}
+	if reg.AdviceFor("dovecot") != nil {
+		t.Error("advice for another program")
+	}
+}

@@ -67,6 +67,8 @@ func TestMessageTracking(t *testing.T) {
 		`2026-11-24T07:41:17.000Z,,,,EX01,,,DSN,DSN,3500000000127,<5@x>,nmid,s@fabrikam.example,,2000,1,,<4@x>,x,MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com,<>,,Originating,,,,,Email,lid,15.02.1118.007`,
 		`2026-11-24T07:41:18.000Z,,,,EX01,,,AGENT,AGENTINFO,3500000000128,<6@x>,nmid,alice@contoso.com,,1000,1,,,x,s@fabrikam.example,s@fabrikam.example,,Incoming,,,,,Email,lid,15.02.1118.007`,
 		`2026-11-24T07:41:19.000Z,,,,EX01,,,SMTP,WHATEVERNEW,3500000000129,<7@x>,nmid,alice@contoso.com,,1000,1,,,x,s@fabrikam.example,s@fabrikam.example,,Incoming,,,,,Email,lid,15.02.1118.007`,
+		// Mailbox forwarding to an outside address (REDIRECT: recipient-address is the new recipient, related-recipient-address the mailbox).
+		`2026-11-24T07:41:20.000Z,,,,EX01,,,ROUTING,REDIRECT,3500000000130,<8@x>,nmid,alice@gmail.test,,1000,1,alice@contoso.com,,x,s@fabrikam.example,s@fabrikam.example,,Incoming,,,,,Email,lid,15.02.1118.007`,
 		`not a date,,,`,
 	}
 	want := []string{
@@ -79,6 +81,7 @@ func TestMessageTracking(t *testing.T) {
 		`parsed | kind=notification queue_id=3500000000127 reply="delivery status notification" message_id=5@x subject=x detail=<4@x> direction=Originating`,
 		"irrelevant",
 		"unrecognized",
+		`parsed | kind=redirect queue_id=3500000000130 to=alice@gmail.test orig_to=alice@contoso.com message_id=8@x subject=x direction=Incoming`,
 		"malformed",
 	}
 	p := NewMessageTracking(parsers.Options{})

@@ -14,6 +14,8 @@ func MessageTracking() parsers.Format {
 		Description: "Microsoft Exchange message tracking log (MSGTRK*.LOG), 2010 to 2019",
 		New:         func(o parsers.Options) parsers.Parser { return NewMessageTracking(o) },
 		Sniff:       SniffMessageTracking,
+		OwnsProgram: ownsProgram,
+		Advice:      &Advice,
 	}
 }
 
@@ -32,7 +34,7 @@ type msgtrkCols struct {
 	dateTime, clientIP, clientHost, serverIP, serverHost, sourceContext      int
 	connector, source, eventID, internalID, messageID, recipients, rcptState int
 	totalBytes, rcptCount, reference, subject, sender, directionality        int
-	origClientIP, customData                                                 int
+	origClientIP, customData, related                                        int
 }
 
 func indexCols(fields []string) msgtrkCols {
@@ -52,6 +54,7 @@ func indexCols(fields []string) msgtrkCols {
 		rcptState: idx("recipient-status"), totalBytes: idx("total-bytes"), rcptCount: idx("recipient-count"),
 		reference: idx("reference"), subject: idx("message-subject"), sender: idx("sender-address"),
 		directionality: idx("directionality"), origClientIP: idx("original-client-ip"), customData: idx("custom-data"),
+		related: idx("related-recipient-address"),
 	}
 }
 
@@ -165,6 +168,8 @@ func (p *MessageTrackingParser) Parse(line string, dst []parsers.Event) ([]parse
 		return p.deliveries(dst, base, f, n, parsers.StatusBounced, false, "", "")
 	case event == "DEFER":
 		return p.deliveries(dst, base, f, n, parsers.StatusDeferred, false, "", "")
+	case event == "REDIRECT" || event == "EXPAND" || event == "RESOLVE":
+		return redirects(dst, base, get(p.cols.recipients), get(p.cols.related))
 	case event == "DSN":
 		e := base
 		e.Kind = parsers.KindNotification
@@ -244,6 +249,40 @@ func (p *MessageTrackingParser) deliveries(dst []parsers.Event, base parsers.Eve
 	}
 	if len(dst) == before {
 		return dst, parsers.Irrelevant // only empty recipients
+	}
+	return dst, parsers.Parsed
+}
+
+// redirects appends one KindRedirect per recipient of a REDIRECT (mailbox
+// forwarding, an alternate recipient), EXPAND (a distribution group) or
+// RESOLVE (an alias resolved to the primary address) line: To is the new
+// recipient (recipient-address), OrigTo the one it replaced
+// (related-recipient-address), so that a later SEND to an outside address
+// for a local recipient is known as a forward.
+func redirects(dst []parsers.Event, base parsers.Event, rcpts, related string) ([]parsers.Event, parsers.Result) {
+	if related == "" || rcpts == "" {
+		return dst, parsers.Irrelevant
+	}
+	if i := strings.IndexByte(related, ';'); i >= 0 {
+		related = related[:i]
+	}
+	before := len(dst)
+	for rcpts != "" {
+		var r string
+		if j := strings.IndexByte(rcpts, ';'); j >= 0 {
+			r, rcpts = rcpts[:j], rcpts[j+1:]
+		} else {
+			r, rcpts = rcpts, ""
+		}
+		if r == "" || strings.EqualFold(r, related) {
+			continue
+		}
+		e := base
+		e.Kind, e.To, e.OrigTo, e.Detail = parsers.KindRedirect, r, related, ""
+		dst = append(dst, e)
+	}
+	if len(dst) == before {
+		return dst, parsers.Irrelevant
 	}
 	return dst, parsers.Parsed
 }

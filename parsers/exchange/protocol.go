@@ -16,8 +16,21 @@ func SMTPReceive() parsers.Format {
 		Description: "Microsoft Exchange SMTP Receive (RECV*.LOG) and Send (SEND*.LOG) protocol logs",
 		New:         func(o parsers.Options) parsers.Parser { return NewSMTPProtocol(o) },
 		Sniff:       SniffSMTPProtocol,
+		OwnsProgram: ownsProgram,
+		Advice:      &Advice,
 	}
 }
+
+// Advice is the next step for relaying on an Exchange server.
+var Advice = parsers.Advice{
+	MTA:        "Exchange",
+	CloseRelay: "Close the open relay now: find the receive connector that let CLIENT relay (Get-ReceiveConnector | Get-ADPermission | Where-Object { $_.ExtendedRights -like '*ms-Exch-SMTP-Accept-Any-Recipient*' -and $_.User -like '*ANONYMOUS LOGON*' }) and remove that permission (Remove-ADPermission), or narrow its RemoteIPRanges to the hosts that may relay. Block CLIENT at the firewall, remove its queued spam (Get-Queue; Get-Message -Filter \"FromAddress -eq 'SENDER'\" | Remove-Message -WithNDR $false), then check this server's IP on the blocklists.",
+	FindOut:    "Find out why CLIENT may relay: Get-ReceiveConnector | Format-List Name,RemoteIPRanges,PermissionGroups, and check which connector grants ms-Exch-SMTP-Accept-Any-Recipient to Anonymous Logon. If the client is legitimate, give it a dedicated relay connector limited to its address (and --known-clients); if not, remove the permission, block CLIENT and remove its messages (Get-Queue; Get-Message | Remove-Message).",
+	Spike:      "See who is sending (Get-Queue; Get-Message -Queue QUEUE | Group-Object FromAddress). If a mailbox is compromised, disable it and reset its password; if a host, block it; then suspend or remove its queued mail (Suspend-Message / Remove-Message).",
+}
+
+// ownsProgram tells the Program of Exchange's events.
+func ownsProgram(p string) bool { return strings.HasPrefix(p, "exchange/") }
 
 // MaxSessions bounds the SMTP sessions a protocol log parser follows; the
 // least recently active is forgotten beyond it, as is one idle for

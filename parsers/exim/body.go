@@ -382,6 +382,17 @@ func parseEventLine(e *parsers.Event, s string) parsers.Result {
 			return parsers.Irrelevant
 		}
 		return parsers.Parsed
+	case strings.HasPrefix(s, "SMTP call from ") && strings.Contains(s, " dropped: "):
+		// "SMTP call from host [ip] dropped: too many nonmail commands
+		// (last was "RSET")": Exim hung up on the client; eximstats counts
+		// it as a reject, and so do the totals.
+		rest := s[len("SMTP call from "):]
+		d := strings.Index(rest, " dropped: ")
+		host, _ := hostValue(rest[:d])
+		setHost(e, host)
+		e.Kind, e.Action, e.Stage = parsers.KindReject, "reject", "CONNECT"
+		e.Reply = rest[d+len(" dropped: "):]
+		return parsers.Parsed
 	case strings.Contains(s, " authenticator failed "):
 		i := strings.Index(s, " authenticator failed ")
 		e.Kind, e.AuthMethod = parsers.KindAuthFailure, s[:i]

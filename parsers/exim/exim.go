@@ -30,7 +30,17 @@ func Format() parsers.Format {
 		Description: "Exim 4 main log and reject log, written by Exim or carried by syslog",
 		New:         func(o parsers.Options) parsers.Parser { return New(o) },
 		Sniff:       Sniff,
+		OwnsProgram: func(p string) bool { return p == Program || strings.HasPrefix(p, "exim") },
+		Advice:      &Advice,
 	}
+}
+
+// Advice is the next step for relaying on an Exim server.
+var Advice = parsers.Advice{
+	MTA:        "Exim",
+	CloseRelay: "Close the open relay now: relay_from_hosts must list only your own hosts, and acl_smtp_rcpt must deny recipients outside +local_domains and +relay_to_domains unless the client is in +relay_from_hosts or authenticated (exim -bP relay_from_hosts acl_smtp_rcpt; exim -bh CLIENT to test). Block CLIENT at the firewall, purge its queued spam (exiqgrep -i -f SENDER | xargs exim -Mrm, or exim -bp and exim -Mrm ID), then check this server's IP on the blocklists.",
+	FindOut:    "Find out why CLIENT may relay: exim -bh CLIENT shows the ACL's verdict; check relay_from_hosts and acl_smtp_rcpt. If the client is legitimate, add it to relay_from_hosts (and to --known-clients); if not, close the relay, block CLIENT and purge its messages (exim -bp; exiqgrep -i -f SENDER | xargs exim -Mrm).",
+	Spike:      "See who is sending (exim -bp | exiqsumm; exiwhat). If an account is compromised, disable it and reset its password; if a host, block it; then freeze or remove its queued mail (exiqgrep -i -f SENDER | xargs exim -Mf / -Mrm).",
 }
 
 // Parser parses the lines of one Exim log stream.

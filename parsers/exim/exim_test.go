@@ -138,6 +138,11 @@ var builtLines = []struct {
 		want: "kind=reject client_ip=203.0.113.66 helo=bulk-sender.example from=<spam@bulk.example> to=victim@gmail.test action=reject stage=RCPT reply=\"relay not permitted\"",
 	},
 	{
+		name: "call dropped: too many commands (a reject, as eximstats counts it)",
+		line: "2026-11-24 05:58:48 SMTP call from (probe) [203.0.113.70]:41000 I=[192.0.2.1]:25 dropped: too many nonmail commands (last was \"RSET\")",
+		want: "kind=reject client_ip=203.0.113.70 helo=probe action=reject stage=CONNECT reply=\"too many nonmail commands (last was \\\"RSET\\\")\"",
+	},
+	{
 		name: "local delivery",
 		line: "2026-11-24 05:58:49 1rKxyz-000abc-AB => bob <bob@example.org> R=local_user T=local_delivery",
 		want: "kind=delivery queue_id=1rKxyz-000abc-AB to=bob@example.org status=sent mailbox=true detail=\"R=local_user T=local_delivery\"",

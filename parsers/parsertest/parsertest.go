@@ -42,6 +42,14 @@ func Summary(e parsers.Event) string {
 	}
 	add("to", e.To)
 	add("orig_to", e.OrigTo)
+	add("orig_queue_id", e.OrigQueueID)
+	add("requeued", e.Requeued)
+	if e.Forwarded {
+		add("forwarded", "true")
+	}
+	if e.RelayDomain {
+		add("relay_domain", "true")
+	}
 	add("relay", e.Relay)
 	add("delay", e.Delay)
 	add("status", e.Status.String())

@@ -123,6 +123,8 @@ func parseClientLine(e *parsers.Event, qid, s string) parsers.Result {
 			e.AuthMethod = v
 		case "sasl_username":
 			e.AuthUser = v
+		case "orig_queue_id":
+			e.OrigQueueID = v
 		case "orig_client":
 			// A re-injected message (content filter, XFORWARD): the
 			// original client is who matters.
@@ -199,6 +201,7 @@ func parseActionLine(e *parsers.Event, qid, rest string) (parsers.Result, bool) 
 	}
 	r = strings.TrimPrefix(r, ": ")
 	e.Code, e.DSN, e.Reply = replyCode(r)
+	e.RelayDomain = e.To != "" && strings.HasSuffix(e.Reply, "User unknown in relay recipient table")
 	return parsers.Parsed, true
 }
 
@@ -379,7 +382,52 @@ func parseDelivery(e *parsers.Event, msg string) parsers.Result {
 	if e.Status == parsers.StatusNone {
 		return parsers.Malformed
 	}
+	if e.Status == parsers.StatusSent {
+		setRequeued(e)
+	}
 	return parsers.Parsed
+}
+
+// setRequeued fills Requeued on a delivery that created a new message on
+// this host: local(8)'s "forwarded as ID" (an alias or .forward), or a
+// server on loopback that answered "queued as ID" (a content filter's
+// re-injection, or a tunnel to a relay host: detect tells them apart by
+// whether ID shows up in the log).
+func setRequeued(e *parsers.Event) {
+	if i := strings.Index(e.Reply, "forwarded as "); i >= 0 {
+		e.Requeued, e.Forwarded = idAt(e.Reply[i+len("forwarded as "):]), true
+		return
+	}
+	if !isLoopbackRelay(e.Relay) {
+		return
+	}
+	if i := strings.LastIndex(e.Reply, "queued as "); i >= 0 {
+		e.Requeued = idAt(e.Reply[i+len("queued as "):])
+	}
+}
+
+// idAt returns the queue id at the start of s, up to a space or punctuation.
+func idAt(s string) string {
+	i := 0
+	for i < len(s) && i < 40 && isAlnum(s[i]) {
+		i++
+	}
+	return s[:i]
+}
+
+// isLoopbackRelay reports whether a relay "name[ip]:port" is on loopback
+// (127.0.0.0/8 or ::1).
+func isLoopbackRelay(relay string) bool {
+	lb := strings.IndexByte(relay, '[')
+	if lb < 0 {
+		return false
+	}
+	ip := relay[lb+1:]
+	if rb := strings.IndexByte(ip, ']'); rb >= 0 {
+		ip = ip[:rb]
+	}
+	ip = strings.TrimPrefix(strings.ToLower(ip), "ipv6:")
+	return strings.HasPrefix(ip, "127.") || ip == "::1"
 }
 
 // parseBounce handles "QID: sender non-delivery notification: NEWQID" and the
@@ -424,6 +472,48 @@ func parsePickup(e *parsers.Event, msg string) parsers.Result {
 			e.From, e.FromSet = v, true
 		}
 		rest = strings.TrimLeft(rest, " ,")
+	}
+	return parsers.Parsed
+}
+
+// parseAmavis handles amavisd-new's result line for a message it passed
+// and re-queued: "(237978-11) Passed CLEAN {RelayedOutbound}, [192.0.2.1]:41695
+// [198.51.100.7] <sender> -> <rcpt>,<rcpt2>, Queue-ID: PARENT, ...,
+// queued_as: CHILD, ...". It gives the client Postfix saw (the first
+// address), the sender, and the link from the parent message to its
+// re-queued copy. Other amavis lines (blocked, discarded, not re-queued,
+// debug) are irrelevant.
+func parseAmavis(e *parsers.Event, msg string) parsers.Result {
+	if strings.HasPrefix(msg, "(") {
+		if i := strings.IndexByte(msg, ')'); i >= 0 {
+			msg = strings.TrimPrefix(msg[i+1:], " ")
+		}
+	}
+	if !strings.HasPrefix(msg, "Passed ") {
+		return parsers.Irrelevant
+	}
+	q := strings.Index(msg, ", Queue-ID: ")
+	a := strings.Index(msg, ", queued_as: ")
+	if q < 0 || a < 0 {
+		return parsers.Irrelevant
+	}
+	e.Kind = parsers.KindRequeued
+	e.QueueID = idAt(msg[q+len(", Queue-ID: "):])
+	e.Requeued = idAt(msg[a+len(", queued_as: "):])
+	if e.QueueID == "" || e.Requeued == "" {
+		return parsers.Malformed
+	}
+	head := msg[:q]
+	if i := strings.Index(head, "}, ["); i >= 0 {
+		ip := head[i+len("}, ["):]
+		if rb := strings.IndexByte(ip, ']'); rb > 0 {
+			e.ClientIP = ip[:rb]
+		}
+	}
+	if i := strings.Index(head, " <"); i >= 0 {
+		if j := strings.Index(head[i:], "> -> "); j >= 0 {
+			e.From, e.FromSet = head[i+2:i+j], true
+		}
 	}
 	return parsers.Parsed
 }

@@ -28,7 +28,17 @@ func Format() parsers.Format {
 		Description: "Postfix via syslog (RFC 3164, RFC 5424, RFC 3339), journald short-iso or maillog_file",
 		New:         func(o parsers.Options) parsers.Parser { return New(o) },
 		Sniff:       Sniff,
+		OwnsProgram: func(p string) bool { return IsPostfixProgram(p) || IsAmavisProgram(p) },
+		Advice:      &Advice,
 	}
+}
+
+// Advice is the next step for relaying on a Postfix server.
+var Advice = parsers.Advice{
+	MTA:        "Postfix",
+	CloseRelay: "Close the open relay now: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, and a mynetworks as narrow as your own hosts (postconf -n | grep -E 'mynetworks|relay'; postfix reload). Block CLIENT at the firewall, purge its queued spam (postqueue -j | jq -r 'select(.client_address == \"CLIENT\") | .queue_id' | postsuper -d -, or postqueue -p and postsuper -d QUEUEID), then check this server's IP on the blocklists.",
+	FindOut:    "Find out why CLIENT may relay: postconf smtpd_relay_restrictions smtpd_recipient_restrictions mynetworks. If the client is legitimate, add it to mynetworks (and to --known-clients); if not, close the relay, block CLIENT and purge its messages (postqueue -p; postsuper -d QUEUEID).",
+	Spike:      "See who is sending (postqueue -p | tail; qshape deferred). If an account is compromised, disable it and reset its password; if a host, block it; then hold or purge its queued mail (postsuper -h / -d QUEUEID).",
 }
 
 // Parser parses the lines of one Postfix log stream.
@@ -64,13 +74,19 @@ func (p *Parser) Parse(line string, dst []parsers.Event) ([]parsers.Event, parse
 	if !p.header.Parse(line, h) {
 		return dst, parsers.Malformed
 	}
-	if !IsPostfixProgram(h.Program) {
+	d := ""
+	switch {
+	case IsPostfixProgram(h.Program):
+		d = daemon(h.Program)
+	case IsAmavisProgram(h.Program):
+		d = "amavis"
+	default:
 		return dst, parsers.Irrelevant
 	}
 	dst = append(dst, parsers.Event{})
 	e := &dst[len(dst)-1]
 	e.Time, e.YearGuessed, e.Host, e.Program, e.Line = h.Time, h.YearGuessed, h.Host, h.Program, line
-	r := parseMessage(e, daemon(h.Program), h.Message)
+	r := parseMessage(e, d, h.Message)
 	if r != parsers.Parsed {
 		dst = dst[:len(dst)-1]
 	}
@@ -83,7 +99,11 @@ func (p *Parser) Parse(line string, dst []parsers.Event) ([]parsers.Event, parse
 func ParseMessage(program, message string, dst []parsers.Event) ([]parsers.Event, parsers.Result) {
 	dst = append(dst, parsers.Event{Program: program, Line: message})
 	e := &dst[len(dst)-1]
-	r := parseMessage(e, daemon(program), message)
+	d := daemon(program)
+	if IsAmavisProgram(program) {
+		d = "amavis"
+	}
+	r := parseMessage(e, d, message)
 	if r != parsers.Parsed {
 		dst = dst[:len(dst)-1]
 	}
@@ -97,6 +117,17 @@ func IsPostfixProgram(prog string) bool {
 		return false
 	}
 	return prog[7] == '/' || prog[7] == '-'
+}
+
+// IsAmavisProgram reports whether a syslog program name is amavisd-new's
+// ("amavis", "amavisd", "amavisd-new"), the content filter whose lines
+// Postfix logs often carry.
+func IsAmavisProgram(prog string) bool {
+	switch prog {
+	case "amavis", "amavisd", "amavisd-new":
+		return true
+	}
+	return false
 }
 
 // Instance returns the instance part of a program name, "postfix" for
@@ -162,6 +193,8 @@ func parseMessage(e *parsers.Event, daemon, msg string) parsers.Result {
 		return r
 	case "bounce":
 		return parseBounce(e, msg)
+	case "amavis":
+		return parseAmavis(e, msg)
 	case "pickup":
 		return parsePickup(e, msg)
 	case "postsuper":

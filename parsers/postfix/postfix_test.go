@@ -38,7 +38,37 @@ var builtLines = []struct {
 	{
 		name: "port-named service",
 		line: "Nov 24 05:58:48 mx1 postfix/10025/smtpd[7]: 4PbC4z6W5Qz3tG3: client=localhost[127.0.0.1], orig_queue_id=4PbC4x469Jz3tBr, orig_client=mail.example.net[203.0.113.9]",
-		want: "kind=accept queue_id=4PbC4z6W5Qz3tG3 client_name=localhost client_ip=127.0.0.1 detail=mail.example.net[203.0.113.9]",
+		want: "kind=accept queue_id=4PbC4z6W5Qz3tG3 client_name=localhost client_ip=127.0.0.1 orig_queue_id=4PbC4x469Jz3tBr detail=mail.example.net[203.0.113.9]",
+	},
+	{
+		name: "content filter hop names the re-queued copy",
+		line: "Nov 24 05:58:48 mx1 postfix/amavis/smtp[302609]: 4PbC4x469Jz3tBr: to=<u@example.org>, orig_to=<frank@example.org>, relay=127.0.0.1[127.0.0.1]:10024, delay=2.4, delays=0.29/0.02/0.01/2.1, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 4PbC4z6W5Qz3tG3)",
+		want: "kind=delivery queue_id=4PbC4x469Jz3tBr to=u@example.org orig_to=frank@example.org requeued=4PbC4z6W5Qz3tG3 relay=127.0.0.1[127.0.0.1]:10024 delay=2.4 status=sent dsn=2.0.0 code=250 reply=\"250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 4PbC4z6W5Qz3tG3\"",
+	},
+	{
+		name: "remote queued as is no re-queue",
+		line: "Nov 24 05:58:48 mx1 postfix/smtp[7]: 3F2A1B0C9D: to=<a@victim.example>, relay=mx.victim.example[198.51.100.3]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4XyZ1234)",
+		want: "kind=delivery queue_id=3F2A1B0C9D to=a@victim.example relay=mx.victim.example[198.51.100.3]:25 delay=1 status=sent dsn=2.0.0 code=250 reply=\"250 2.0.0 Ok: queued as 4XyZ1234\"",
+	},
+	{
+		name: "local forwarded as",
+		line: "Nov 24 05:58:48 mx1 postfix/local[7]: 3F2A1B0C9D: to=<alice@example.org>, relay=local, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (forwarded as 4E5F6A7B8C)",
+		want: "kind=delivery queue_id=3F2A1B0C9D to=alice@example.org requeued=4E5F6A7B8C forwarded=true relay=local delay=0.1 status=sent mailbox=true dsn=2.0.0 reply=\"forwarded as 4E5F6A7B8C\"",
+	},
+	{
+		name: "amavis passed and re-queued",
+		line: "Nov 24 05:58:48 mx1 amavis[237978]: (237978-11) Passed CLEAN {RelayedOutbound}, [203.0.113.9]:41695 [198.51.100.7] ESMTP/ESMTP <s@sender.example> -> <a@victim.example>,<b@victim.example>, (ESMTP://[203.0.113.9]:41695), Queue-ID: 4PbC4x469Jz3tBr, Message-ID: <x@y>, mail_id: VQpGETLS8yJc, Hits: 2.913, size: 175061, queued_as: 4PbC4z6W5Qz3tG3, 2131 ms",
+		want: "kind=requeued queue_id=4PbC4x469Jz3tBr client_ip=203.0.113.9 from=<s@sender.example> requeued=4PbC4z6W5Qz3tG3",
+	},
+	{
+		name: "unknown user in relay recipient table proves a relay domain",
+		line: "Nov 24 05:58:48 gw postfix/smtpd[7]: NOQUEUE: reject: RCPT from unknown[203.0.113.8]: 550 5.1.1 <nobody@customer.example>: Recipient address rejected: User unknown in relay recipient table; from=<x@sender.test> to=<nobody@customer.example> proto=ESMTP helo=<x>",
+		want: "kind=reject client_name=unknown client_ip=203.0.113.8 helo=x proto=ESMTP from=<x@sender.test> to=nobody@customer.example relay_domain=true dsn=5.1.1 code=550 action=reject stage=RCPT reply=\"<nobody@customer.example>: Recipient address rejected: User unknown in relay recipient table\"",
+	},
+	{
+		name: "amavis blocked is irrelevant",
+		line: "Nov 24 05:58:48 mx1 amavis[237978]: (237978-12) Blocked SPAM {DiscardedInbound}, [203.0.113.9]:41695 [198.51.100.7] <s@sender.example> -> <a@example.org>, Queue-ID: 4PbC4x469Jz3tBr, Hits: 12.1, 2131 ms",
+		want: "",
 	},
 	{
 		name: "ipv6 client",
@@ -82,6 +112,12 @@ func TestBuiltLines(t *testing.T) {
 	for _, tt := range builtLines {
 		t.Run(tt.name, func(t *testing.T) {
 			evs, r := p.Parse(tt.line, nil)
+			if tt.want == "" {
+				if r != parsers.Irrelevant || len(evs) != 0 {
+					t.Fatalf("result %v, %d events; want irrelevant", r, len(evs))
+				}
+				return
+			}
 			if r != parsers.Parsed || len(evs) != 1 {
 				t.Fatalf("result %v, %d events", r, len(evs))
 			}

@@ -7,7 +7,7 @@ import (
 
 // DefaultBlockSize is the size of the blocks a Blocker cuts; a line longer
 // than this is skipped and counted.
-const DefaultBlockSize = 256 << 10
+const DefaultBlockSize = MaxLineLength
 
 // maxFree bounds the recycled buffers a Blocker keeps.
 const maxFree = 64

@@ -2,62 +2,138 @@ package source
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/nxadm/tail"
 )
 
-// Line is one line read from a followed file.
-type Line struct {
-	// File is the path the line was read from.
-	File string
-	Text string
-	// Offset is the byte offset just after the line in the file that was
-	// open when it was read; -1 when the line does not advance the file's
-	// position (recovered from a rotated copy, stdin, journald).
-	Offset int64
-	// Reopened is set on the first line after the file was reopened
-	// (rotated or truncated): offsets start again.
-	Reopened bool
+// Batch is lines read together from one input, handed downstream in input
+// order. Its lines stay valid after it was handed over.
+type Batch struct {
+	// Input names the input the lines count in: the followed path, "-" for
+	// stdin or "journal:UNIT".
+	Input string
+	// Positioned says the lines came from a file that has a position: File
+	// is that file's identity and End the offset just after the last line
+	// (or the last line skipped as too long). A rotated file drained after
+	// its path moved on is still Input's: its identity is in File.
+	Positioned bool
+	File       Identity
+	End        int64
+	// Lines are the lines, without line ends; empty lines are dropped.
+	Lines []string
+	// TooLong counts lines skipped because they were longer than the limit.
+	TooLong uint64
+	// Closed says the input is no longer followed (a glob no longer
+	// matches it): its state and series can go. It carries no lines.
+	Closed bool
 }
 
 // FollowConfig configures a Follower.
 type FollowConfig struct {
-	// Patterns are file paths or globs.
+	// Patterns are file paths or globs. A plain path is followed even
+	// while it does not exist (nor its directory); a glob follows what it
+	// matches at each rescan.
 	Patterns []string
-	// Poll uses polling instead of inotify (for file systems without it).
+	// Positions are the positions saved by an earlier run; nil on a first
+	// start.
+	Positions Positions
+	// FirstStart says there is no saved state: files present at the first
+	// scan are read from their end (history is analyze's job), unless
+	// FromStart.
+	FirstStart bool
+	// FromStart reads files present at the first scan from their beginning.
+	FromStart bool
+	// Saved is when Positions were saved: after a restart, a file without a
+	// position is read from its beginning when it was created after that
+	// (it appeared while relaywatch was down), and from its end otherwise.
+	Saved time.Time
+	// Poll turns off change notifications (inotify): files are only
+	// looked at every PollInterval (file systems without notifications).
+	// With notifications, polling stays the safety net.
 	Poll bool
-	// Rescan is how often globs are matched again for new files (default 5s).
+	// PollInterval is how often an idle file is looked at for new lines,
+	// rotation and truncation (default 250ms).
+	PollInterval time.Duration
+	// Rescan is how often globs are matched again (default 5s); a rotation
+	// seen by a follower triggers a rescan at once.
 	Rescan time.Duration
-	// Start returns the offset to start a newly found file at; ok false
-	// means the start of the file for files found after the first scan,
-	// and the end for files present at the first scan without a position
-	// (history is analyze's job).
-	Start func(path string) (offset int64, ok bool)
-	// OnError reports a problem with a file; it must not block.
-	OnError func(path string, err error)
+	// RotateGrace is how long a file renamed away is still read after it
+	// stopped growing (a syslog daemon writes to it until told to reopen;
+	// default 5s).
+	RotateGrace time.Duration
+	// MaxLineLength bounds lines (default MaxLineLength).
+	MaxLineLength int
+	// Logger hears of files followed, rotations, catch-ups and problems
+	// (each problem once until it changes). Default: discard.
+	Logger *slog.Logger
 }
 
-// Follower follows files that match patterns, picking up new files and
-// dropping deleted ones, through rotation by rename+create and copytruncate
-// (github.com/nxadm/tail with ReOpen).
+// fileKey identifies an open file: device and inode, or the path where the
+// system has none (Windows).
+type fileKey struct {
+	dev, ino uint64
+	path     string
+}
+
+func keyOf(path string, fi os.FileInfo) fileKey {
+	dev, ino := fileID(fi)
+	if dev == 0 && ino == 0 {
+		return fileKey{path: path}
+	}
+	return fileKey{dev: dev, ino: ino}
+}
+
+// InputStatus is what the follower knows about one followed path.
+type InputStatus struct {
+	// Path is the followed path.
+	Path string
+	// Following is true while a file is open at Path.
+	Following bool
+	// Offset is how far the open file was read; Size its size when last
+	// looked at.
+	Offset, Size int64
+	// Problem is the current problem with the path ("" when none): it does
+	// not exist, cannot be read, ...
+	Problem string
+	// Errors counts problems by reason (missing, permission, read, other)
+	// since the path was first followed.
+	Errors map[string]uint64
+}
+
+// Follower follows the files that match patterns. It owns its files: it
+// keeps a rotated file open and reads it to its end, recognises rotation by
+// file identity (device, inode and the fingerprint of the first bytes) and
+// truncation by size and fingerprint, finds the rest of a file rotated by
+// rename or copytruncate after downtime, reads every file once whatever
+// names it has had (a glob such as mail.log* matches the rotated copies
+// too), skips compressed members, never blocks on a FIFO, and retries paths
+// that are missing or unreadable.
 type Follower struct {
 	cfg FollowConfig
+	log *slog.Logger
 
-	mu      sync.Mutex
-	tails   map[string]*tail.Tail
-	scanned bool
-	ready   chan struct{} // closed after the first scan opened the files
+	mu         sync.Mutex
+	paths      map[string]*pathFollower
+	held       map[fileKey]string // open files and the path holding each
+	seen       map[fileKey]int64  // files read this run and how far (after closing)
+	saved      map[fileKey]Position
+	savedPaths Positions // consumed as paths are first opened
+	firstScan  bool
+	ready      chan struct{}
+	rescan     chan struct{}
+	notify     *notifier // nil with Poll or where the system has none
+	out        chan<- Batch
+	wg         sync.WaitGroup
 }
 
 // NewFollower returns a follower; Run starts it.
@@ -65,314 +141,768 @@ func NewFollower(cfg FollowConfig) *Follower {
 	if cfg.Rescan <= 0 {
 		cfg.Rescan = 5 * time.Second
 	}
-	if cfg.OnError == nil {
-		cfg.OnError = func(string, error) {}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 250 * time.Millisecond
 	}
-	return &Follower{cfg: cfg, tails: map[string]*tail.Tail{}, ready: make(chan struct{})}
+	if cfg.RotateGrace <= 0 {
+		cfg.RotateGrace = 5 * time.Second
+	}
+	if cfg.MaxLineLength <= 0 {
+		cfg.MaxLineLength = MaxLineLength
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f := &Follower{
+		cfg: cfg, log: log, paths: map[string]*pathFollower{}, held: map[fileKey]string{},
+		seen: map[fileKey]int64{}, saved: map[fileKey]Position{}, savedPaths: cfg.Positions.Clone(), firstScan: true,
+		ready: make(chan struct{}), rescan: make(chan struct{}, 1),
+	}
+	for _, p := range cfg.Positions {
+		k := fileKey{dev: p.Identity.Dev, ino: p.Identity.Inode}
+		if k.dev == 0 && k.ino == 0 {
+			continue // matched by path and fingerprint instead
+		}
+		if old, ok := f.saved[k]; !ok || p.Offset > old.Offset {
+			f.saved[k] = p
+		}
+	}
+	return f
 }
 
-// Ready is closed once the first scan has started following every file
-// present then: lines written after it are not skipped.
+// Ready is closed once the first scan has opened every file present then:
+// lines written after it are not skipped.
 func (f *Follower) Ready() <-chan struct{} { return f.ready }
 
-// Files returns the paths followed now.
-func (f *Follower) Files() []string {
+// Status returns the state of every followed path, sorted by path.
+func (f *Follower) Status() []InputStatus {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]string, 0, len(f.tails))
-	for p := range f.tails {
-		out = append(out, p)
+	pfs := make([]*pathFollower, 0, len(f.paths))
+	for _, pf := range f.paths {
+		pfs = append(pfs, pf)
 	}
-	sort.Strings(out)
+	f.mu.Unlock()
+	out := make([]InputStatus, 0, len(pfs))
+	for _, pf := range pfs {
+		out = append(out, pf.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 
-// Run follows until ctx is done, sending every line to out; it stops all
-// tailers before it returns. It owns no channel it does not create: out is
-// the caller's and stays open.
-func (f *Follower) Run(ctx context.Context, out chan<- Line) error {
-	var wg sync.WaitGroup
-	defer func() {
-		f.mu.Lock()
-		for p, t := range f.tails {
-			t.Stop()
-			delete(f.tails, p)
-		}
-		f.mu.Unlock()
-		wg.Wait()
-	}()
+// Run follows until ctx is done, sending batches of lines to out, and
+// returns once every file was closed. out is the caller's and stays open.
+func (f *Follower) Run(ctx context.Context, out chan<- Batch) error {
+	f.out = out
+	if !f.cfg.Poll {
+		f.notify = newNotifier(f.requestRescan)
+		defer f.notify.close()
+	}
 	tick := time.NewTicker(f.cfg.Rescan)
 	defer tick.Stop()
-	first := true
 	for {
-		f.scan(ctx, &wg, out)
-		if first {
-			first = false
+		f.scan(ctx)
+		if f.firstScan {
+			f.firstScan = false
 			close(f.ready)
 		}
 		select {
 		case <-ctx.Done():
+			f.wg.Wait()
 			return nil
 		case <-tick.C:
+		case <-f.rescan:
 		}
 	}
 }
 
-// Reopen stops every tailer; the next scan starts them again from the
-// positions the caller's Start returns (SIGHUP).
-func (f *Follower) Reopen() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for p, t := range f.tails {
-		t.Stop()
-		delete(f.tails, p)
+// requestRescan asks for a scan soon (a follower saw its path change).
+func (f *Follower) requestRescan() {
+	select {
+	case f.rescan <- struct{}{}:
+	default:
 	}
 }
 
-// matches returns the paths the patterns name now.
+// matches returns the paths the patterns name now, and which of them were
+// named as plain paths (followed even while missing).
 func (f *Follower) matches() map[string]bool {
 	found := map[string]bool{}
 	for _, p := range f.cfg.Patterns {
 		if strings.ContainsAny(p, "*?[") {
-			m, err := filepath.Glob(p)
-			if err != nil {
-				f.cfg.OnError(p, err)
+			if _, err := os.Lstat(p); err != nil { // a file may have such a name
+				m, err := filepath.Glob(p)
+				if err != nil {
+					f.log.Error("bad glob", "pattern", p, "err", err)
+				}
+				for _, x := range m {
+					if _, named := found[x]; !named {
+						found[x] = false
+					}
+				}
+				continue
 			}
-			for _, x := range m {
-				found[x] = true
-			}
-			continue
 		}
-		found[p] = true // followed even before it exists
+		found[p] = true
 	}
 	return found
 }
 
-func (f *Follower) scan(ctx context.Context, wg *sync.WaitGroup, out chan<- Line) {
+// scan starts following new matches and stops following paths no glob
+// matches any more.
+func (f *Follower) scan(ctx context.Context) {
 	found := f.matches()
-	f.mu.Lock()
-	first := !f.scanned
-	f.scanned = true
-	// Stop following files that are gone: a glob no longer matches them
-	// (a deleted mail.log.1 is never read forever).
-	for p, t := range f.tails {
-		if !found[p] {
-			t.Stop()
-			delete(f.tails, p)
-		}
-	}
 	var start []string
-	for p := range found {
-		if _, ok := f.tails[p]; !ok {
-			start = append(start, p)
+	f.mu.Lock()
+	for p, pf := range f.paths {
+		if _, ok := found[p]; !ok {
+			delete(f.paths, p)
+			pf.stop()
 		}
 	}
-	f.mu.Unlock()
-	sort.Strings(start)
-	for _, p := range start {
-		loc := &tail.SeekInfo{Offset: 0, Whence: io.SeekStart}
-		if off, ok := f.cfg.Start(p); ok {
-			loc.Offset = off
-		} else if first {
-			loc.Whence = io.SeekEnd
-		}
-		t, err := tail.TailFile(p, tail.Config{
-			Location: loc, ReOpen: true, Follow: true, Poll: f.cfg.Poll, MustExist: false,
-			CompleteLines: true, Logger: tail.DiscardingLogger,
-		})
-		if err != nil {
-			f.cfg.OnError(p, err)
+	for p, named := range found {
+		if _, ok := f.paths[p]; ok {
 			continue
 		}
+		if !named && skipMember(p) {
+			continue
+		}
+		start = append(start, p)
+	}
+	first := f.firstScan
+	f.mu.Unlock()
+	sort.Strings(start)
+	// Paths with a saved position for the file they hold now go first, so
+	// that a rotated file found again under its new name is claimed by its
+	// own path before another path's catch-up looks for it.
+	matchedKeys := map[fileKey]bool{}
+	for p := range found {
+		if fi, err := os.Stat(p); err == nil {
+			matchedKeys[keyOf(p, fi)] = true
+		}
+	}
+	for _, p := range start {
+		pf := &pathFollower{f: f, path: p, named: found[p], errs: map[string]uint64{}, done: make(chan struct{}), parent: ctx, wake: make(chan struct{}, 1)}
+		pf.ctx, pf.cancel = context.WithCancel(ctx)
+		// The first open happens here so that Ready means every file
+		// present at the first scan is open at its starting offset.
+		pf.openCurrent(first, matchedKeys)
 		f.mu.Lock()
-		f.tails[p] = t
+		f.paths[p] = pf
 		f.mu.Unlock()
-		wg.Add(1)
+		f.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			forward(ctx, p, t, out)
+			defer f.wg.Done()
+			pf.run()
 		}()
 	}
 }
 
-// forward copies a tailer's lines to out until the tailer or ctx ends.
-//
-// When the offsets start again, the file was rotated. After copytruncate the
-// lines written between the last read and the truncation are only in the
-// copy (mail.log.1): forward finds the copy by the fingerprint of its first
-// bytes and reads them from there first, so that no line is lost.
-func forward(ctx context.Context, path string, t *tail.Tail, out chan<- Line) {
-	var last int64 = -1
-	id, _, _ := IdentityOf(path)
-	send := func(l Line) bool {
-		select {
-		case out <- l:
+// skipMember reports whether a glob match is a compressed member of a
+// rotated set (read by analyze, never followed): by name or by content.
+func skipMember(path string) bool {
+	for _, ext := range []string{".gz", ".bz2", ".xz", ".zst", ".zip"} {
+		if strings.HasSuffix(path, ext) {
 			return true
-		case <-ctx.Done():
-			return false
 		}
 	}
-	for {
-		select {
-		case l, ok := <-t.Lines:
-			if !ok {
-				return
+	fh, err := os.OpenFile(path, openFlags, 0)
+	if err != nil {
+		return false
+	}
+	defer fh.Close()
+	if fi, err := fh.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	var magic [2]byte
+	n, _ := io.ReadFull(fh, magic[:])
+	return n == 2 && magic == [2]byte{0x1f, 0x8b}
+}
+
+// claim marks key as held by path; false if another path holds it.
+func (f *Follower) claim(key fileKey, path string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.held[key]; ok && p != path {
+		return false
+	}
+	f.held[key] = path
+	return true
+}
+
+// release notes how far a file was read when its holder closes it.
+func (f *Follower) release(key fileKey, offset int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.held, key)
+	f.seen[key] = offset
+	if len(f.seen) > 4096 { // bound: forget the oldest file identities
+		for k := range f.seen {
+			delete(f.seen, k)
+			if len(f.seen) <= 2048 {
+				break
 			}
-			if l.Err != nil {
-				continue
-			}
-			reopened := last >= 0 && l.SeekInfo.Offset < last
-			if reopened {
-				for _, r := range recoverTruncated(path, id, last) {
-					if !send(r) {
-						return
-					}
-				}
-				id, _, _ = IdentityOf(path)
-			}
-			if id.FingerprintLen < fingerprintSize {
-				// The file was short when we looked: look again until its
-				// first bytes are all there to identify it.
-				id, _, _ = IdentityOf(path)
-			}
-			text := strings.TrimSuffix(l.Text, "\r")
-			last = l.SeekInfo.Offset
-			if !send(Line{File: path, Text: text, Offset: l.SeekInfo.Offset, Reopened: reopened}) {
-				return
-			}
-		case <-ctx.Done():
+		}
+	}
+}
+
+// takeSavedPath returns the position an earlier run saved for path, once:
+// it tells what the path held before a restart, not after a rotation seen
+// while running.
+func (f *Follower) takeSavedPath(path string) (Position, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.savedPaths[path]
+	delete(f.savedPaths, path)
+	return p, ok
+}
+
+// readUpTo returns how far the file with key was read this run, or by an
+// earlier run, if it is the same file (id).
+func (f *Follower) readUpTo(key fileKey, fh *os.File) (int64, bool) {
+	f.mu.Lock()
+	off, seen := f.seen[key]
+	saved, wasSaved := f.saved[key]
+	f.mu.Unlock()
+	if seen {
+		return off, true
+	}
+	if wasSaved && saved.Identity.startsFile(fh) {
+		return saved.Offset, true
+	}
+	return 0, false
+}
+
+// openFile is one open file of a path follower.
+type openFile struct {
+	fh       *os.File
+	key      fileKey
+	id       Identity
+	lr       *LineReader
+	regular  bool
+	tooLong  uint64
+	lastData time.Time // wall clock of the last growth
+}
+
+// pathFollower follows one path: the file at it now, and the files that
+// were at it before (renamed away), until they have been quiet for the
+// grace period.
+type pathFollower struct {
+	f       *Follower
+	path    string
+	named   bool
+	parent  context.Context // the follower's
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	removed atomic.Bool
+	wake    chan struct{} // a change in the directory (notifier)
+	watched bool          // the notifier watches the directory
+
+	mu      sync.Mutex // guards the fields below for status()
+	cur     *openFile
+	old     []*openFile // renamed away or truncated copies, oldest first
+	problem string
+	errs    map[string]uint64
+	size    int64
+}
+
+// wakeUp makes the follower look at its files now.
+func (pf *pathFollower) wakeUp() {
+	select {
+	case pf.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop stops following the path because no pattern matches it any more.
+func (pf *pathFollower) stop() {
+	pf.removed.Store(true)
+	pf.cancel()
+}
+
+func (pf *pathFollower) status() InputStatus {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	st := InputStatus{Path: pf.path, Problem: pf.problem, Size: pf.size, Errors: map[string]uint64{}}
+	for k, v := range pf.errs {
+		st.Errors[k] = v
+	}
+	if pf.cur != nil {
+		st.Following = true
+		st.Offset = pf.cur.lr.Offset()
+	}
+	return st
+}
+
+// setProblem records a problem with the path, logging it once until it
+// changes; "" clears it.
+func (pf *pathFollower) setProblem(reason string, err error) {
+	pf.mu.Lock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	changed := msg != pf.problem
+	pf.problem = msg
+	if err != nil && changed {
+		pf.errs[reason]++
+	}
+	pf.mu.Unlock()
+	if !changed {
+		return
+	}
+	switch {
+	case err == nil:
+		pf.f.log.Info("following file again", "file", pf.path)
+	case reason == "missing":
+		pf.f.log.Warn("file does not exist (yet): it is followed as soon as it appears", "file", pf.path)
+	default:
+		pf.f.log.Error("cannot read file: retrying", "file", pf.path, "reason", reason, "err", err)
+	}
+}
+
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "missing"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission"
+	default:
+		return "other"
+	}
+}
+
+// openCurrent opens the file at the path, if any, at the offset its history
+// says; first is true during the first scan. matched are the files that the
+// patterns match now (a rotated file found under a matched name is read by
+// that name's follower).
+func (pf *pathFollower) openCurrent(first bool, matched map[fileKey]bool) {
+	fh, err := os.OpenFile(pf.path, openFlags, 0)
+	if err != nil {
+		pf.setProblem(reasonOf(err), err)
+		return
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		pf.setProblem("other", err)
+		return
+	}
+	if fi.IsDir() {
+		fh.Close()
+		pf.setProblem("other", fmt.Errorf("%s is a directory", pf.path))
+		return
+	}
+	key := keyOf(pf.path, fi)
+	if !pf.f.claim(key, pf.path) {
+		fh.Close() // another path reads it (a rotated file's old name)
+		return
+	}
+	of := &openFile{fh: fh, key: key, regular: fi.Mode().IsRegular(), lastData: time.Now()}
+	var start int64
+	if of.regular {
+		of.id, _ = identityOfFile(fh, fi)
+		start = pf.startOffset(of, fi, first, matched)
+		if _, err := fh.Seek(start, io.SeekStart); err != nil {
+			pf.f.release(key, 0)
+			fh.Close()
+			pf.setProblem("other", err)
 			return
 		}
 	}
+	of.lr = NewLineReader(fh, start, pf.f.cfg.MaxLineLength)
+	pf.mu.Lock()
+	pf.cur = of
+	pf.size = fi.Size()
+	pf.mu.Unlock()
+	pf.setProblem("", nil)
+	pf.f.log.Info("following file", "file", pf.path, "offset", start, "size", fi.Size())
 }
 
-// recoverTruncated returns the lines after offset that the old file got
-// before it was rotated and that the tailer did not read: after copytruncate
-// they are in the copy (a sibling that starts with the old file's first
-// bytes), after rename+create in the renamed file itself (nxadm/tail may see
-// the rename before the last write). The lines are marked File=path so that
-// they count as path's, with Offset -1: they do not move path's position.
-func recoverTruncated(path string, old Identity, offset int64) []Line {
-	if old.FingerprintLen == 0 {
-		return nil
+// startOffset decides where a newly opened file starts.
+func (pf *pathFollower) startOffset(of *openFile, fi os.FileInfo, first bool, matched map[fileKey]bool) int64 {
+	cfg := &pf.f.cfg
+	size := fi.Size()
+	saved, hasSaved := pf.f.takeSavedPath(pf.path)
+	if off, ok := pf.f.readUpTo(of.key, of.fh); ok {
+		if off <= size {
+			return off
+		}
+		return 0 // truncated since
 	}
-	now, _, err := IdentityOf(path)
-	renamed := err != nil || now.Dev != old.Dev || now.Inode != old.Inode
-	matches, _ := filepath.Glob(path + "?*")
-	for _, m := range matches {
-		if strings.HasSuffix(m, ".gz") {
-			continue
+	if hasSaved {
+		// The path has a history but holds another file now: it was
+		// rotated (or truncated) while relaywatch was down. Read the rest
+		// of the old file first, unless another followed name holds it.
+		oldKey := fileKey{dev: saved.Identity.Dev, ino: saved.Identity.Inode}
+		noInode := oldKey == fileKey{} // Windows: the fingerprint alone tells
+		if (oldKey == of.key || noInode && saved.Identity.FingerprintLen > 0) && saved.Identity.startsFile(of.fh) && saved.Offset <= size {
+			return saved.Offset
 		}
-		cand, size, err := IdentityOf(m)
-		if err != nil || size <= offset || cand.FingerprintLen < old.FingerprintLen {
-			continue
+		if !matched[oldKey] || oldKey == of.key {
+			pf.catchUpRotated(saved, of.key)
 		}
-		if renamed && (cand.Dev != old.Dev || cand.Inode != old.Inode) {
-			continue
+		return 0
+	}
+	if pf.f.firstScan && first {
+		switch {
+		case cfg.FromStart:
+			return 0
+		case cfg.FirstStart:
+			return size
+		case bornAfter(pf.path, fi, cfg.Saved):
+			return 0 // appeared while relaywatch was down
+		default:
+			return size
 		}
-		if !sameFirstBytes(m, old) {
-			continue
+	}
+	return 0 // appeared while following: all of it is new
+}
+
+// catchUpRotated finds the file a saved position was taken from among the
+// path's siblings (renamed, or a copy made by copytruncate) and queues its
+// rest to be read before the path's new file.
+func (pf *pathFollower) catchUpRotated(saved Position, exclude fileKey) {
+	cand, ok := findRotated(pf.path, saved.Identity, exclude)
+	if !ok {
+		pf.f.log.Warn("file was rotated while relaywatch was down and its old copy was not found: lines written after the last save may be missing",
+			"file", pf.path, "offset", saved.Offset)
+		return
+	}
+	pf.addOld(cand, saved.Offset, "rotated while down")
+}
+
+// addOld opens another file whose rest from offset belongs to this path
+// (a rotated file, the copy of a truncated one) and queues it for reading.
+func (pf *pathFollower) addOld(path string, offset int64, why string) {
+	fh, err := os.OpenFile(path, openFlags, 0)
+	if err != nil {
+		return
+	}
+	fi, err := fh.Stat()
+	if err != nil || fi.Size() < offset {
+		fh.Close()
+		return
+	}
+	key := keyOf(path, fi)
+	if !pf.f.claim(key, pf.path) {
+		fh.Close()
+		return
+	}
+	if _, err := fh.Seek(offset, io.SeekStart); err != nil {
+		pf.f.release(key, offset)
+		fh.Close()
+		return
+	}
+	of := &openFile{fh: fh, key: key, regular: true, lastData: time.Now()}
+	of.id, _ = identityOfFile(fh, fi)
+	of.lr = NewLineReader(fh, offset, pf.f.cfg.MaxLineLength)
+	pf.mu.Lock()
+	pf.old = append(pf.old, of)
+	pf.mu.Unlock()
+	pf.f.log.Info("reading the rest of a rotated file", "file", pf.path, "from", path, "offset", offset, "size", fi.Size(), "why", why)
+}
+
+// run reads the path's files until the follower stops it or ctx ends.
+func (pf *pathFollower) run() {
+	defer close(pf.done)
+	defer pf.closeAll()
+	// A FIFO's read parks until a writer writes: closing it is what wakes
+	// the reader at shutdown.
+	stopClose := context.AfterFunc(pf.ctx, func() {
+		pf.mu.Lock()
+		if pf.cur != nil && !pf.cur.regular {
+			pf.cur.fh.Close()
 		}
-		f, err := os.Open(m)
-		if err != nil {
-			continue
-		}
-		defer f.Close()
-		if _, err := f.Seek(offset, io.SeekStart); err != nil {
-			continue
-		}
-		data, err := io.ReadAll(io.LimitReader(f, 64<<20))
-		if err != nil {
-			continue
-		}
-		var out []Line
-		for len(data) > 0 {
-			i := strings.IndexByte(string(data), '\n')
-			if i < 0 {
-				break // an incomplete last line: the writer's, not ours
+		pf.mu.Unlock()
+	})
+	defer stopClose()
+	defer pf.f.notify.forget(pf)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-pf.ctx.Done():
+			if pf.removed.Load() {
+				pf.drain()
 			}
-			out = append(out, Line{File: path, Text: strings.TrimSuffix(string(data[:i]), "\r"), Offset: -1}) // the copy's offsets are not path's
-			data = data[i+1:]
+			return
+		case <-timer.C:
+		case <-pf.wake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
 		}
-		return out
+		if !pf.watched {
+			pf.watched = pf.f.notify.watch(pf)
+		}
+		pf.step()
+		timer.Reset(pf.f.cfg.PollInterval)
 	}
-	return nil
 }
 
-// sameFirstBytes reports whether the file starts with the bytes id's
-// fingerprint covers.
-func sameFirstBytes(path string, id Identity) bool {
-	f, err := os.Open(path)
+// step reads what is new: the old files first (they hold older lines),
+// then the current file; it looks for truncation before reading (a file
+// truncated and written again past our offset must not be read on from
+// there) and for rotation after.
+func (pf *pathFollower) step() {
+	pf.mu.Lock()
+	olds := append([]*openFile(nil), pf.old...)
+	pf.mu.Unlock()
+	for _, of := range olds {
+		if !pf.readToEnd(of) {
+			return
+		}
+		if time.Since(of.lastData) > pf.f.cfg.RotateGrace {
+			pf.closeOld(of)
+		}
+	}
+	pf.mu.Lock()
+	cur := pf.cur
+	pf.mu.Unlock()
+	if cur == nil {
+		pf.openCurrent(false, nil)
+		return
+	}
+	ok, truncated := pf.readChecked(cur, cur.regular)
+	if truncated {
+		pf.restartTruncated(cur)
+		pf.step() // the copy's rest first, then the file from its start
+		return
+	}
+	if !ok {
+		return
+	}
+	if cur.regular {
+		pf.checkRotation(cur)
+	}
+}
+
+// readToEnd reads a file up to its current end and sends the lines; false
+// when the follower is stopping.
+func (pf *pathFollower) readToEnd(of *openFile) bool {
+	ok, _ := pf.readChecked(of, false)
+	return ok
+}
+
+// readChecked is readToEnd that, with check, looks for truncation before
+// every read (a file truncated and written again past our offset must not
+// be read on from there) and stops when it finds one.
+func (pf *pathFollower) readChecked(of *openFile, check bool) (ok, truncated bool) {
+	for {
+		if check && pf.truncated(of) {
+			return true, true
+		}
+		lines, err := of.lr.Read(nil)
+		tl := of.lr.TooLong() - of.tooLong
+		of.tooLong = of.lr.TooLong()
+		if len(lines) > 0 || tl > 0 {
+			of.lastData = time.Now()
+			if of.regular && of.id.FingerprintLen < fingerprintSize {
+				// The file was short when first seen: its identity covers
+				// more of its first bytes now, if they still start as
+				// before (else it was truncated: the next step sees it).
+				if id, ok := of.id.extend(of.fh); ok {
+					of.id = id
+				}
+			}
+			b := Batch{Input: pf.path, Positioned: of.regular, File: of.id, End: of.lr.Offset(), Lines: lines, TooLong: tl}
+			select {
+			case pf.f.out <- b:
+			case <-pf.ctx.Done():
+				return false, false
+			}
+		}
+		if err != nil {
+			if err != io.EOF && !errors.Is(err, io.ErrNoProgress) && !errors.Is(err, os.ErrClosed) {
+				pf.setProblem("read", err)
+			}
+			return pf.ctx.Err() == nil, false
+		}
+	}
+}
+
+// truncated reports whether the open file is shorter than what was read of
+// it, or no longer starts with the bytes it started with (truncated and
+// written again past our offset).
+func (pf *pathFollower) truncated(cur *openFile) bool {
+	fi, err := cur.fh.Stat()
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	buf := make([]byte, id.FingerprintLen)
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return false
+	readPos := cur.lr.Offset() + int64(cur.lr.Pending())
+	return fi.Size() < readPos || !cur.id.startsFile(cur.fh)
+}
+
+// restartTruncated handles copytruncate: the lines written between our
+// last read and the truncation are only in the copy, a sibling that starts
+// with the same bytes. Its rest is queued, and the file is read again from
+// its start.
+func (pf *pathFollower) restartTruncated(cur *openFile) {
+	offset := cur.lr.Offset()
+	if cand, ok := findRotated(pf.path, cur.id, cur.key); ok {
+		pf.addOld(cand, offset, "truncated (copytruncate)")
+	} else {
+		pf.f.log.Warn("file was truncated and its copy was not found: lines written just before may be missing", "file", pf.path, "offset", offset)
 	}
-	sum := sha256.Sum256(buf)
-	return hex.EncodeToString(sum[:8]) == id.Fingerprint
+	if _, err := cur.fh.Seek(0, io.SeekStart); err != nil {
+		pf.retire(cur, "truncated")
+		return
+	}
+	if fi, err := cur.fh.Stat(); err == nil {
+		cur.id, _ = identityOfFile(cur.fh, fi)
+	}
+	cur.lr = NewLineReader(cur.fh, 0, pf.f.cfg.MaxLineLength)
+	cur.tooLong = 0
+	pf.f.log.Info("file truncated: reading it from its start", "file", pf.path)
 }
 
-// Identity tells whether a file is the same file as before: device, inode,
-// and a hash of its first bytes (inode numbers are reused).
-type Identity struct {
-	Dev         uint64 `json:"dev"`
-	Inode       uint64 `json:"inode"`
-	Fingerprint string `json:"fingerprint"`
-	// FingerprintLen is how many bytes the fingerprint covers: a file
-	// shorter than fingerprintSize when it was taken is re-hashed over as
-	// many bytes when compared.
-	FingerprintLen int `json:"fingerprint_len"`
-}
-
-// fingerprintSize is how many leading bytes identify a file.
-const fingerprintSize = 256
-
-// IdentityOf reads the identity of the file at path.
-func IdentityOf(path string) (Identity, int64, error) {
-	f, err := os.Open(path)
+// checkRotation looks at what the path names now: the same file, another
+// file (rotated: the old one is read on until quiet), or nothing.
+func (pf *pathFollower) checkRotation(cur *openFile) {
+	fi, err := os.Stat(pf.path)
 	if err != nil {
-		return Identity{}, 0, err
+		// Renamed or deleted: keep reading the old file for a while and
+		// wait for the path to come back.
+		pf.retire(cur, "the path is gone")
+		pf.setProblem(reasonOf(err), err)
+		return
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Identity{}, 0, err
+	pf.mu.Lock()
+	pf.size = fi.Size()
+	pf.mu.Unlock()
+	if keyOf(pf.path, fi) != cur.key {
+		pf.retire(cur, "rotated")
+		pf.openCurrent(false, nil)
+		return
 	}
-	dev, ino := fileID(fi)
-	buf := make([]byte, fingerprintSize)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return Identity{}, 0, fmt.Errorf("fingerprint %s: %w", path, err)
+	if pf.truncated(cur) {
+		pf.restartTruncated(cur)
+		pf.step()
 	}
-	sum := sha256.Sum256(buf[:n])
-	return Identity{Dev: dev, Inode: ino, Fingerprint: hex.EncodeToString(sum[:8]), FingerprintLen: n}, fi.Size(), nil
 }
 
-// Same reports whether the file at path is the file id was taken from.
-func (id Identity) Same(path string) bool {
-	now, _, err := IdentityOf(path)
-	if err != nil || now.Dev != id.Dev || now.Inode != id.Inode {
-		return false
-	}
-	if now.FingerprintLen == id.FingerprintLen {
-		return now.Fingerprint == id.Fingerprint
-	}
-	// The file grew since: compare over the bytes the old fingerprint covered.
-	return sameFirstBytes(path, id)
+// retire moves the current file to the old files, read until quiet.
+func (pf *pathFollower) retire(cur *openFile, why string) {
+	pf.mu.Lock()
+	pf.cur = nil
+	pf.old = append(pf.old, cur)
+	pf.mu.Unlock()
+	pf.f.log.Info("file rotated: reading the rest of the old file", "file", pf.path, "why", why)
+	pf.f.requestRescan()
 }
 
-// FindRotated looks for the file with identity id among the siblings of
-// path (mail.log.1, mail.log-20261124, ...), for a restart after rotation.
-func FindRotated(path string, id Identity) (string, bool) {
-	matches, _ := filepath.Glob(path + "*")
-	more, _ := filepath.Glob(strings.TrimSuffix(path, filepath.Ext(path)) + "*")
+func (pf *pathFollower) closeOld(of *openFile) {
+	pf.mu.Lock()
+	for i, o := range pf.old {
+		if o == of {
+			pf.old = append(pf.old[:i], pf.old[i+1:]...)
+			break
+		}
+	}
+	pf.mu.Unlock()
+	pf.f.release(of.key, of.lr.Offset())
+	of.fh.Close()
+}
+
+// drain reads every open file to its end once more (stopping: a path no
+// glob matches any more, or shutdown).
+func (pf *pathFollower) drain() {
+	pf.mu.Lock()
+	files := append(append([]*openFile(nil), pf.old...), pf.cur)
+	pf.mu.Unlock()
+	for _, of := range files {
+		if of == nil || !of.regular {
+			continue
+		}
+		for {
+			lines, err := of.lr.Read(nil)
+			if len(lines) > 0 {
+				b := Batch{Input: pf.path, Positioned: true, File: of.id, End: of.lr.Offset(), Lines: lines}
+				select {
+				case pf.f.out <- b:
+				case <-pf.parent.Done():
+					return // what was not handed over is read again at the next start
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
+}
+
+func (pf *pathFollower) closeAll() {
+	pf.mu.Lock()
+	files := append(append([]*openFile(nil), pf.old...), pf.cur)
+	pf.cur, pf.old = nil, nil
+	pf.mu.Unlock()
+	for _, of := range files {
+		if of != nil {
+			pf.f.release(of.key, of.lr.Offset())
+			of.fh.Close()
+		}
+	}
+	if pf.removed.Load() {
+		// Stopped because no glob matches it any more: its state can go.
+		select {
+		case pf.f.out <- Batch{Input: pf.path, Closed: true}:
+		case <-pf.parent.Done():
+		}
+		pf.f.log.Info("stopped following file: no pattern matches it any more", "file", pf.path)
+	}
+}
+
+// findRotated looks among the siblings of path for the file id was taken
+// from: the same file renamed (same device and inode), or a copy made by
+// copytruncate (same first bytes, another inode). exclude is the file at
+// path now. Compressed members are skipped.
+func findRotated(path string, id Identity, exclude fileKey) (string, bool) {
+	if id.FingerprintLen == 0 && id.Dev == 0 && id.Inode == 0 {
+		return "", false
+	}
+	matches, _ := filepath.Glob(globEscape(path) + "?*")
+	more, _ := filepath.Glob(globEscape(strings.TrimSuffix(path, filepath.Ext(path))) + "*")
+	seen := map[string]bool{}
+	var byContent string
 	for _, m := range append(matches, more...) {
-		if m != path && !strings.HasSuffix(m, ".gz") && id.Same(m) {
-			return m, true
+		if m == path || seen[m] || skipMember(m) {
+			continue
+		}
+		seen[m] = true
+		fi, err := os.Stat(m)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		k := keyOf(m, fi)
+		if k == exclude {
+			continue
+		}
+		if id.Dev != 0 || id.Inode != 0 {
+			if k.dev == id.Dev && k.ino == id.Inode && id.Same(m) {
+				return m, true
+			}
+		}
+		if byContent == "" && id.FingerprintLen == fingerprintSize && sameFirstBytes(m, id) {
+			byContent = m
 		}
 	}
-	return "", false
+	return byContent, byContent != ""
+}
+
+// globEscape escapes glob metacharacters in a literal path.
+func globEscape(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -177,6 +178,32 @@ func Open(in Input) (io.ReadCloser, error) {
 	}
 	rc.(*namedReader).closers = append(rc.(*namedReader).closers, f)
 	return rc, nil
+}
+
+// OpenContext is Open that gives up when ctx is done: opening a FIFO waits
+// for a writer, and a file on a dead network mount may never open. A file
+// opened after ctx was done is closed.
+func OpenContext(ctx context.Context, in Input) (io.ReadCloser, error) {
+	type result struct {
+		rc  io.ReadCloser
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rc, err := Open(in)
+		done <- result{rc, err}
+	}()
+	select {
+	case r := <-done:
+		return r.rc, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.rc != nil {
+				r.rc.Close()
+			}
+		}()
+		return nil, fmt.Errorf("open %s: %w", in.Name, ctx.Err())
+	}
 }
 
 // OpenReader wraps an already open stream like Open does; closing the result

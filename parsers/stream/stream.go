@@ -4,7 +4,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/relaywatch/relaywatch/parsers"
 	"github.com/relaywatch/relaywatch/parsers/source"
-	"github.com/relaywatch/relaywatch/parsers/syslog"
 )
 
 // SniffLines is how many first lines format sniffing looks at.
@@ -55,32 +53,76 @@ type Config struct {
 // A read error ends the stream after every line read before it was handed
 // to fn, and is returned.
 func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (parsers.Format, error) {
-	bl := source.NewBlocker(r, cfg.BlockSize)
-	first, readErr := bl.Next()
-	if cfg.BytesRead != nil {
-		cfg.BytesRead.Store(bl.BytesRead())
-	}
-	var format parsers.Format
-	if cfg.Format != nil {
-		format = *cfg.Format
-	} else {
-		if readErr != nil && readErr != io.EOF {
-			return format, readErr
-		}
-		f, err := cfg.Registry.Sniff(firstLines(first, SniffLines))
-		if err != nil {
-			if len(first) == 0 {
-				return format, nil // empty input: nothing to do
+	bl := source.NewBlocker(ctxReader{ctx, r}, cfg.BlockSize)
+	stage := NewStage(cfg.Registry, cfg.Format, cfg.Options)
+	recycle := func(block []byte) {
+		if cfg.PoisonRecycled {
+			for i := range block {
+				block[i] = '#'
 			}
-			return format, err
 		}
-		format = f
+		bl.Recycle(block)
 	}
+	// Until the format is known, blocks go through the stage line by line
+	// in this goroutine, exactly as watch hands its lines over.
+	var first []byte
+	var readErr error
+	prevTooLong, tooLong := 0, 0
+	for {
+		first, readErr = bl.Next()
+		if cfg.BytesRead != nil {
+			cfg.BytesRead.Store(bl.BytesRead())
+		}
+		tooLong = bl.TooLong() - prevTooLong
+		prevTooLong = bl.TooLong()
+		if _, known := stage.Format(); known {
+			break
+		}
+		if len(first) > 0 || tooLong > 0 {
+			b := &Batch{}
+			before := *stage.Counts()
+			stage.CountTooLong(uint64(tooLong))
+			forLines(first, func(line string) { b.Events = stage.Parse(line, b.Events) })
+			b.Counts = *stage.Counts()
+			for i := range b.Counts {
+				b.Counts[i] -= before[i]
+			}
+			if err := fn(b); err != nil {
+				return stage.format, err
+			}
+			if len(first) > 0 {
+				recycle(first)
+			}
+			first = nil
+		}
+		if readErr != nil {
+			break
+		}
+	}
+	if _, known := stage.Format(); !known {
+		if err := ctx.Err(); err != nil {
+			return parsers.Format{}, err
+		}
+		if readErr != nil && readErr != io.EOF {
+			return parsers.Format{}, fmt.Errorf("reading stopped: %w", readErr)
+		}
+		before := stage.Counts().Total()
+		err := stage.End()
+		if n := stage.Counts().Total() - before; n > 0 {
+			b := &Batch{}
+			b.Counts[parsers.Unrecognized] = n
+			if ferr := fn(b); ferr != nil {
+				return parsers.Format{}, ferr
+			}
+		}
+		return parsers.Format{}, err
+	}
+	format, _ := stage.Format()
 	workers := cfg.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	probe := format.New(cfg.Options)
+	probe := stage.Parser()
 	if c, ok := probe.(parsers.Concurrent); !ok || !c.ParsesIndependently() {
 		workers = 1
 	}
@@ -101,17 +143,20 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 	recycled := make(chan []byte, workers*2+8)
 	pool := sync.Pool{New: func() any { return &Batch{Events: make([]parsers.Event, 0, 2048)} }}
 
-	// The reader owns and closes jobs and ordered.
+	// The reader owns and closes jobs and ordered. After a cancellation it
+	// may still be blocked in a read that nothing can interrupt (a
+	// terminal): nobody waits for it then.
 	var readerErr error
+	readerDone := make(chan struct{})
 	go func() {
+		defer close(readerDone)
 		defer close(jobs)
 		defer close(ordered)
 		block, err := first, readErr
-		prevTooLong := 0
+		prev := bl.TooLong()
 		for {
-			if len(block) > 0 || bl.TooLong() != prevTooLong {
-				j := &job{block: block, tooLong: bl.TooLong() - prevTooLong, done: make(chan struct{})}
-				prevTooLong = bl.TooLong()
+			if len(block) > 0 || tooLong > 0 {
+				j := &job{block: block, tooLong: tooLong, done: make(chan struct{})}
 				select {
 				case ordered <- j:
 				case <-ctx.Done():
@@ -139,6 +184,8 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 				}
 			}
 			block, err = bl.Next()
+			tooLong = bl.TooLong() - prev
+			prev = bl.TooLong()
 			if cfg.BytesRead != nil {
 				cfg.BytesRead.Store(bl.BytesRead())
 			}
@@ -154,7 +201,11 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range jobs {
+			for {
+				j, ok := receive(ctx, jobs)
+				if !ok {
+					return
+				}
 				b := pool.Get().(*Batch)
 				parseBlock(p, j.block, b)
 				b.Counts[parsers.TooLong] += uint64(j.tooLong)
@@ -164,28 +215,23 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 		}()
 	}
 
-	years := syslog.NewYearTracker(cfg.Options.Year != 0, cfg.Options.ModTime)
 	var fnErr error
-	stopped := false
-	for j := range ordered {
-		if stopped {
-			continue // drain so that the reader can finish
+consume:
+	for {
+		j, ok := receive(ctx, ordered)
+		if !ok {
+			break consume
 		}
 		select {
 		case <-j.done:
 		case <-ctx.Done():
-			stopped = true
-			continue
+			break consume
 		}
-		for i := range j.batch.Events {
-			if e := &j.batch.Events[i]; e.YearGuessed {
-				e.Time = years.Fix(e.Time)
-			}
-		}
+		stage.FixYears(j.batch.Events)
 		if err := fn(j.batch); err != nil {
 			fnErr = err
-			stopped = true
 			cancel()
+			break consume
 		}
 		clear(j.batch.Events)
 		j.batch.Events = j.batch.Events[:0]
@@ -211,18 +257,30 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 	if err := parent.Err(); err != nil {
 		return format, err
 	}
+	<-readerDone
 	if readerErr != nil {
 		return format, fmt.Errorf("reading stopped: %w", readerErr)
 	}
 	return format, nil
 }
 
-// parseBlock parses every line of block into b.
-func parseBlock(p parsers.Parser, block []byte, b *Batch) {
+// receive takes the next value from ch; false when ch is closed or ctx is
+// done.
+func receive[T any](ctx context.Context, ch <-chan T) (T, bool) {
+	select {
+	case v, ok := <-ch:
+		return v, ok
+	case <-ctx.Done():
+		var zero T
+		return zero, false
+	}
+}
+
+// forLines calls fn for every non-empty line of block, without its line end.
+func forLines(block []byte, fn func(string)) {
 	if len(block) == 0 {
 		return
 	}
-	// The block is never written again: its lines can be strings without a copy.
 	s := unsafe.String(&block[0], len(block))
 	for len(s) > 0 {
 		i := strings.IndexByte(s, '\n')
@@ -235,30 +293,18 @@ func parseBlock(p parsers.Parser, block []byte, b *Batch) {
 		if len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
 		}
-		if len(line) == 0 {
-			continue
+		if len(line) > 0 {
+			fn(line)
 		}
-		var r parsers.Result
-		b.Events, r = p.Parse(line, b.Events)
-		b.Counts.Add(r)
 	}
 }
 
-// firstLines returns up to n lines from the start of block.
-func firstLines(block []byte, n int) []string {
-	var out []string
-	for len(block) > 0 && len(out) < n {
-		i := bytes.IndexByte(block, '\n')
-		var line []byte
-		if i < 0 {
-			line, block = block, nil
-		} else {
-			line, block = block[:i], block[i+1:]
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) > 0 {
-			out = append(out, string(line))
-		}
-	}
-	return out
+// parseBlock parses every line of block into b. The block is never written
+// again while its batch is in use: its lines are strings without a copy.
+func parseBlock(p parsers.Parser, block []byte, b *Batch) {
+	forLines(block, func(line string) {
+		var r parsers.Result
+		b.Events, r = p.Parse(line, b.Events)
+		b.Counts.Add(r)
+	})
 }

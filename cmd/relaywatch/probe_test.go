@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/relaywatch/relaywatch/detect/probe"
+)
+
+// smtpStub is a minimal SMTP server on 127.0.0.1 that answers every RCPT TO
+// with rcptReply. (detect/probe's tests have the thorough one.)
+func smtpStub(t *testing.T, rcptReply string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				r := bufio.NewReader(c)
+				c.Write([]byte("220 mx.example.org ESMTP stub\r\n"))
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					reply := "250 ok"
+					switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); {
+					case verb == "EHLO":
+						reply = "250-mx.example.org\r\n250 PIPELINING"
+					case verb == "RCPT":
+						reply = rcptReply
+					case verb == "QUIT":
+						c.Write([]byte("221 bye\r\n"))
+						return
+					}
+					c.Write([]byte(reply + "\r\n"))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestProbeCommand(t *testing.T) {
+	closed := smtpStub(t, "554 5.7.1 Relay access denied")
+	open := smtpStub(t, "250 2.1.5 Ok")
+	partial := smtpStub(t, "250 ok \x1b[31mred")
+
+	t.Run("closed", func(t *testing.T) {
+		code, out, errOut := runCmd(t, "", "probe", "--local-domains", "example.org", closed)
+		if code != exitOK {
+			t.Fatalf("exit %d; stderr %s", code, errOut)
+		}
+		for _, want := range []string{"VARIANT", "percent-hack-server-name", "RCPT TO:<relaywatch-probe%example.com@mx.example.org>", "554 5.7.1 Relay access denied", "closed: 0 of 17 variants accepted (17 refused, 0 need authentication)"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("open, json", func(t *testing.T) {
+		code, out, errOut := runCmd(t, "", "probe", "-o", "json", open)
+		if code != exitFindings {
+			t.Fatalf("exit %d; stderr %s", code, errOut)
+		}
+		var res probe.Result
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Verdict != probe.Open || res.Accepted != 17 || len(res.Attempts) != 17 || res.Attempts[16].Variant.From != "postmaster@example.org" {
+			t.Errorf("result %+v", res)
+		}
+	})
+	t.Run("server text escaped", func(t *testing.T) {
+		code, out, _ := runCmd(t, "", "probe", partial)
+		if code != exitFindings || strings.Contains(out, "\x1b") || !strings.Contains(out, `250 ok \x1b[31mred`) {
+			t.Errorf("exit %d, output:\n%s", code, out)
+		}
+	})
+	t.Run("port flag", func(t *testing.T) {
+		host, port, _ := net.SplitHostPort(closed)
+		code, _, errOut := runCmd(t, "", "probe", "--port", port, host)
+		if code != exitOK {
+			t.Errorf("exit %d; stderr %s", code, errOut)
+		}
+	})
+
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	nothing := ln.Addr().String()
+	ln.Close()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no host", []string{"probe"}, "probe takes one HOST[:PORT], got 0 arguments"},
+		{"two hosts", []string{"probe", "a", "b"}, "got 2 arguments"},
+		{"bad output", []string{"probe", "-o", "xml", closed}, `--output "xml"`},
+		{"bad port", []string{"probe", "--port", "70000", "mx"}, "--port 70000"},
+		{"bad ip", []string{"probe", "--ip", "mx", closed}, `--ip "mx"`},
+		{"bad domain", []string{"probe", "--local-domains", "a b", closed}, `"a b": not a host or domain name`},
+		{"nothing listens", []string{"probe", "--timeout", "2s", nothing}, "could not test " + nothing + ": connect to"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runCmd(t, "", tc.args...)
+			if code != exitUsage || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tc.want)
+			}
+		})
+	}
+}
+
+func TestProbeHelpWarns(t *testing.T) {
+	code, out, _ := runCmd(t, "", "probe", "--help")
+	if code != exitOK || !strings.Contains(out, "WARNING") || !strings.Contains(out, "Test\nonly servers you run or are allowed to test") {
+		t.Errorf("exit %d, help:\n%s", code, out)
+	}
+}

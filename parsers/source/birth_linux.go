@@ -1,0 +1,16 @@
+package source
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// birthTime is the file's creation time, where the file system keeps one.
+func birthTime(path string) (time.Time, bool) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_BTIME, &st); err != nil || st.Mask&unix.STATX_BTIME == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(st.Btime.Sec, int64(st.Btime.Nsec)), true
+}
