@@ -42,6 +42,25 @@ type Alert struct {
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`
 }
 
+// MarshalJSON writes the finding's fields (see detect.Finding.MarshalJSON)
+// and resolved_at, null while the alert is open.
+func (a Alert) MarshalJSON() ([]byte, error) {
+	b, err := a.Finding.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var resolved *time.Time
+	if !a.ResolvedAt.IsZero() {
+		resolved = &a.ResolvedAt
+	}
+	r, err := detect.MarshalNoEscape(resolved)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b[:len(b)-1], `,"resolved_at":`...)
+	return append(append(b, r...), '}'), nil
+}
+
 // ID identifies an alert: its rule and key.
 func (a *Alert) ID() string { return a.Rule + " " + a.Key }
 

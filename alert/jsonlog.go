@@ -31,6 +31,7 @@ type JSONLog struct {
 func NewJSONLog(w io.Writer) *JSONLog {
 	l := &JSONLog{w: w}
 	l.enc = json.NewEncoder(&l.buf)
+	l.enc.SetEscapeHTML(false) // evidence lines keep their <, > and &
 	return l
 }
 

@@ -19,8 +19,8 @@ type Incident struct {
 	// Client is the relaying client's address, the key of its findings.
 	Client string `json:"client"`
 	// Name is how the log named the client ("unknown[192.0.2.1]").
-	Name     string   `json:"name,omitempty"`
-	Host     string   `json:"host,omitempty"`
+	Name     string   `json:"name"`
+	Host     string   `json:"host"`
 	Severity Severity `json:"severity"`
 	Summary  string   `json:"summary"`
 	// Rules are the rule ids it matched; Findings name each finding by
@@ -32,7 +32,7 @@ type Incident struct {
 	// Recipients is the number of distinct recipients of those messages
 	// (RecipientsCapped: a lower bound).
 	Recipients       int  `json:"recipients"`
-	RecipientsCapped bool `json:"recipients_capped,omitempty"`
+	RecipientsCapped bool `json:"recipients_capped"`
 	// Attempts counts delivery attempts of those messages by status.
 	Attempts  Attempts  `json:"attempts"`
 	FirstSeen time.Time `json:"first_seen"`
@@ -40,7 +40,7 @@ type Incident struct {
 	Evidence  []string  `json:"evidence"`
 	NextStep  string    `json:"next_step"`
 	// MTA is the format family of the evidence (postfix, exim, exchange).
-	MTA string `json:"mta,omitempty"`
+	MTA string `json:"mta"`
 }
 
 // FindingRef names a finding that belongs to an incident.
@@ -55,7 +55,7 @@ type Attempts struct {
 	Sent     int `json:"sent"`
 	Deferred int `json:"deferred"`
 	Bounced  int `json:"bounced"`
-	Other    int `json:"other,omitempty"`
+	Other    int `json:"other"`
 }
 
 // Total is the number of attempts.

@@ -46,7 +46,7 @@ type Totals struct {
 	Recipients     int    `json:"recipients"`
 	// DistinctCapped is set when senders or recipients passed MaxDistinct
 	// and are lower bounds.
-	DistinctCapped bool `json:"distinct_capped,omitempty"`
+	DistinctCapped bool `json:"distinct_capped"`
 }
 
 // maxPendingReceived bounds the received messages whose sender is not yet known.

@@ -5,12 +5,28 @@
 # follows the live log and must alert Slack (a stand-in on loopback) and
 # /metrics on exactly the two abusers within 5 s of the burst; relaywatch
 # analyze on the log must agree, and its Postfix totals must equal pflogsumm's.
-# Nothing leaves 127.0.0.0/8; every daemon is stopped at the end, pass or fail.
+#
+# What it does to the host: nothing leaves 127.0.0.0/8 (its own network
+# namespace, relaywatch-e2e); Postfix runs with its own configuration, queue and
+# data directories (postfix -c) and Exim with -C and its own spool, all in a
+# fresh directory under /tmp that is removed at the end, pass or fail, with
+# every daemon stopped. /etc/postfix, /etc/exim4 and the host's queues are
+# never written. Missing Debian packages (postfix, swaks, pflogsumm, sasl2-bin)
+# are installed and the Debian-exim user is added, but on a host whose own MTA
+# is configured or has mail queued the lab refuses that unless CI=true or
+# RELAYWATCH_E2E_DISPOSABLE=1. Needs root. Skip it with RELAYWATCH_SKIP_E2E=1.
+# Runs under flock /tmp/relaywatch-mta.lock (one real-MTA run at a time).
 set -euo pipefail
+if [ -z "${RELAYWATCH_MTA_LOCKED:-}" ]; then
+  exec env RELAYWATCH_MTA_LOCKED=1 flock /tmp/relaywatch-mta.lock "$0" "$@"
+fi
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
-export LAB_RUN=/tmp/lab LAB_OUT=/tmp/lab/logs DRAIN=${DRAIN:-20} SPAM_MSGS=${SPAM_MSGS:-150} NORMAL_PACE=${NORMAL_PACE:-0.8}
-work=$(mktemp -d)
+[ "$(id -u)" = 0 ] || { echo "the end-to-end test needs root (network namespaces, real MTAs); skip it with RELAYWATCH_SKIP_E2E=1" >&2; exit 1; }
+work=$(mktemp -d /tmp/relaywatch-e2e.XXXXXX)
+chmod 755 "$work"
+export LAB_RUN="$work/lab" NETNS=relaywatch-e2e
+export LAB_OUT="$LAB_RUN/logs" DRAIN=${DRAIN:-20} SPAM_MSGS=${SPAM_MSGS:-150} NORMAL_PACE=${NORMAL_PACE:-0.8}
 bin="$work/relaywatch"
 go build -o "$bin" ./cmd/relaywatch
 port=$((20000 + RANDOM % 10000))
@@ -18,10 +34,17 @@ python3 .ci/e2e/slack_sink.py "$port" "$work/slack-all.jsonl" &
 sink=$!
 watch_pid=""
 cleanup() {
+  local rc=$?
   [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null || true
   kill "$sink" 2>/dev/null || true
   .ci/lab/postfix/stop.sh >/dev/null 2>&1 || true
   .ci/lab/exim/stop.sh >/dev/null 2>&1 || true
+  if [ "$rc" -ne 0 ]; then # keep what explains the failure where CI keeps artifacts
+    local a="${RELAYWATCH_ARTIFACTS:-$repo/.ci/artifacts}/e2e"
+    mkdir -p "$a" && cp -r "$work"/postfix "$work"/exim "$LAB_OUT" "$a/" 2>/dev/null || true
+    echo "end-to-end failed: its logs are in $a" >&2
+  fi
+  rm -rf "$work"
 }
 trap cleanup EXIT
 

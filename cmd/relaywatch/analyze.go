@@ -23,6 +23,7 @@ type analyzeOptions struct {
 	alerts  alertOptions
 	metrics metricsOptions
 	Output  string
+	HTML    string
 	FailOn  string
 	// Progress is auto (on a terminal), always or never.
 	Progress string
@@ -151,6 +152,7 @@ func (o *analyzeOptions) AddFlags(fs *pflag.FlagSet) {
 	o.alerts.AddFlags(fs)
 	o.metrics.AddFlags(fs)
 	fs.StringVarP(&o.Output, "output", "o", "text", "report format: text or json")
+	fs.StringVar(&o.HTML, "html", "", "also write the report as one self-contained HTML file (chart, timeline, findings)")
 	fs.StringVar(&o.FailOn, "fail-on", "critical", "exit 1 when a finding has this severity or worse: info, warning, critical")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (when stderr is a terminal), always, never")
 	fs.StringVar(&o.Config, "config", "", "YAML file of settings: flag names without dashes as keys (the command line wins)")
@@ -262,11 +264,19 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	case "json":
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // evidence lines keep their <, > and &
 		if err := enc.Encode(rep.json()); err != nil {
 			return err
 		}
 	default:
 		rep.writeText(terminalSafe(e.stdout))
+	}
+	if o.HTML != "" {
+		if err := rep.writeHTMLFile(o.HTML); err != nil {
+			// As with --baseline: reported, and findings still win.
+			fmt.Fprintf(e.stderr, "relaywatch analyze: %v\n", err)
+			readErr = errors.Join(readErr, fmt.Errorf("%w: %w", errInput, err))
+		}
 	}
 	// Exit status for cron: findings at or above --fail-on win over input
 	// errors (exit 1, not 2), so that a wrapper that pages on 1 never misses

@@ -49,6 +49,7 @@ func runParse(ctx context.Context, e *env, o *parseOptions, files []string) erro
 	}
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	results, readErr := readInputs(ctx, e, &o.input, res, files, nil, func(b *stream.Batch) error {
 		for i := range b.Events {
 			if err := enc.Encode(&b.Events[i]); err != nil {

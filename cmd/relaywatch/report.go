@@ -100,8 +100,8 @@ type jsonReport struct {
 	Inputs      []jsonInput        `json:"inputs"`
 	Lines       jsonLines          `json:"lines"`
 	Hosts       []string           `json:"hosts"`
-	FirstEvent  *time.Time         `json:"first_event,omitempty"`
-	LastEvent   *time.Time         `json:"last_event,omitempty"`
+	FirstEvent  *time.Time         `json:"first_event"` // null without events
+	LastEvent   *time.Time         `json:"last_event"`
 	Totals      detect.Totals      `json:"totals"`
 	Deliveries  map[string]uint64  `json:"deliveries"`
 	Relayed     uint64             `json:"relayed_for_strangers"`
@@ -113,9 +113,9 @@ type jsonReport struct {
 	Incidents []detect.Incident `json:"incidents"`
 	// UndeclaredDomains is set when relaying went mostly to a few domains
 	// nothing declared (a gateway or backup MX without its domains).
-	UndeclaredDomains *jsonUndeclared `json:"undeclared_domains,omitempty"`
+	UndeclaredDomains *jsonUndeclared `json:"undeclared_domains"` // null unless relaying went to undeclared domains
 	// MTAConfig is what was taken from the MTA's own configuration.
-	MTAConfig []parsers.Trust `json:"mta_config,omitempty"`
+	MTAConfig []parsers.Trust `json:"mta_config"`
 }
 
 type jsonUndeclared struct {
@@ -125,9 +125,9 @@ type jsonUndeclared struct {
 
 type jsonInput struct {
 	Name   string    `json:"name"`
-	Format string    `json:"format,omitempty"`
+	Format string    `json:"format"` // "" when it could not be told
 	Lines  jsonLines `json:"lines"`
-	Error  string    `json:"error,omitempty"`
+	Error  *string   `json:"error"` // null when it was read
 	// Warning says when an input gave no usable line (empty, wrong
 	// --format, only over-long lines): never a quiet "Findings: none".
 	Warning string `json:"warning"`
@@ -172,12 +172,13 @@ func (r *report) deliveryMap() map[string]uint64 {
 
 func (r *report) json() jsonReport {
 	j := jsonReport{
+		Inputs:     []jsonInput{},
 		Lines:      lineMap(&r.lines),
-		Hosts:      r.hostList(),
+		Hosts:      append([]string{}, r.hostList()...),
 		Totals:     r.totals,
 		Deliveries: r.deliveryMap(),
 		Relayed:    r.stats.RelayedByStranger,
-		Hourly:     r.hourly,
+		Hourly:     append([]detect.HourCount{}, r.hourly...),
 		Correlation: jsonCorrelation{
 			Messages: r.stats.Messages, Evicted: r.stats.MessagesEvicted, Expired: r.stats.MessagesExpired,
 			UnknownOrigin: r.stats.UnknownOrigin, FindingsDropped: r.stats.FindingsEvicted,
@@ -186,7 +187,7 @@ func (r *report) json() jsonReport {
 		Learned:   append([]string{}, r.learned...),
 		Findings:  append([]detect.Finding{}, r.findings...),
 		Incidents: append([]detect.Incident{}, r.incidents...),
-		MTAConfig: r.trust,
+		MTAConfig: append([]parsers.Trust{}, r.trust...),
 	}
 	if r.undeclared != nil {
 		j.UndeclaredDomains = &jsonUndeclared{r.undeclared, undeclaredNote(r.undeclared)}
@@ -197,7 +198,11 @@ func (r *report) json() jsonReport {
 	}
 	for i := range r.inputs {
 		in := &r.inputs[i]
-		j.Inputs = append(j.Inputs, jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines), Error: in.Error, Warning: in.warning()})
+		ji := jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines), Warning: in.warning()}
+		if in.Error != "" {
+			ji.Error = &in.Error
+		}
+		j.Inputs = append(j.Inputs, ji)
 	}
 	return j
 }
@@ -306,26 +311,10 @@ func writeChart(w io.Writer, hourly []detect.HourCount, findings []detect.Findin
 	if len(hourly) == 0 {
 		return
 	}
-	bucket, layout, label := time.Hour, "2006-01-02 15:00", "hour"
-	if span := hourly[len(hourly)-1].Hour.Sub(hourly[0].Hour); span > 48*time.Hour {
-		bucket, layout, label = 24*time.Hour, "2006-01-02", "day"
-	}
-	type row struct {
-		t time.Time
-		n uint64
-	}
-	var rows []row
-	for _, h := range hourly {
-		t := h.Hour.Truncate(bucket)
-		if len(rows) > 0 && rows[len(rows)-1].t.Equal(t) {
-			rows[len(rows)-1].n += h.Count
-			continue
-		}
-		// Show empty buckets between busy ones, so gaps are visible.
-		for len(rows) > 0 && rows[len(rows)-1].t.Add(bucket).Before(t) && len(rows) < 400 {
-			rows = append(rows, row{t: rows[len(rows)-1].t.Add(bucket)})
-		}
-		rows = append(rows, row{t: t, n: h.Count})
+	rows, bucket := outboundSlots(hourly)
+	layout, label := "2006-01-02 15:00", "hour"
+	if bucket > time.Hour {
+		layout, label = "2006-01-02", "day"
 	}
 	var max uint64
 	for _, r := range rows {

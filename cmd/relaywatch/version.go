@@ -5,30 +5,54 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/pflag"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3";
-// otherwise the module version from the build info is used.
-var version = ""
+// version and commit are stamped by release builds (deploy/release.sh):
+//
+//	go build -ldflags "-X main.version=v1.2.3 -X main.commit=0123456789ab" ./cmd/relaywatch
+//
+// Without them the module version and the VCS revision from the build
+// info are used.
+var (
+	version = ""
+	commit  = ""
+)
 
 func buildVersion() string {
-	if version != "" {
-		return version
-	}
+	v, rev, modified := version, commit, false
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
+		if v == "" {
+			v = bi.Main.Version
+		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " (" + s.Value[:12] + ")"
+			switch s.Key {
+			case "vcs.revision":
+				if rev == "" {
+					rev = s.Value
+				}
+			case "vcs.modified":
+				modified = commit == "" && s.Value == "true"
 			}
 		}
-		if v != "" {
-			return v
-		}
 	}
-	return "(devel)"
+	if v == "" || v == "(devel)" {
+		v = "(devel)"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	// A pseudo-version (v0.0.0-20261125...-0123456789ab) already names the
+	// revision: say it once.
+	if rev != "" && !strings.Contains(v, rev) {
+		if modified {
+			rev += ", modified"
+		}
+		v += " (" + rev + ")"
+	}
+	return v
 }
 
 func versionCommand() command {

@@ -154,7 +154,8 @@ func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
 	// reader) for all tailers, by design; everything else must be gone.
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
 		goleak.IgnoreAnyFunction("github.com/nxadm/tail/watch.(*InotifyTracker).run"),
-		goleak.IgnoreAnyFunction("github.com/fsnotify/fsnotify.(*Watcher).readEvents"))
+		goleak.IgnoreAnyFunction("github.com/fsnotify/fsnotify.(*Watcher).readEvents"),
+		goleak.IgnoreAnyFunction("github.com/fsnotify/fsnotify.(*inotify).readEvents")) // fsnotify >= 1.8
 	defer http.DefaultClient.CloseIdleConnections() // the scrapes' keep-alive connections
 	dir := t.TempDir()
 	log := filepath.Join(dir, "mail.log")
