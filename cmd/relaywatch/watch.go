@@ -193,17 +193,14 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 		det.Policy().LearnLocalDomain(d) // learned before the restart
 	}
 
-	// HTTP: /metrics, /healthz, /readyz.
+	// HTTP: /metrics, /healthz, /readyz. Listening now fails fast on a bad
+	// --listen; serving starts once the inputs are set up.
 	var srv *http.Server
+	var ln net.Listener
 	if o.Listen != "" {
-		ln, err := net.Listen("tcp", o.Listen)
-		if err != nil {
+		if ln, err = net.Listen("tcp", o.Listen); err != nil {
 			return fmt.Errorf("%w: --listen: %w", errUsage, err)
 		}
-		var limited net.Listener
-		srv, limited = newHTTPServer(ln, w.handler()) // timeouts and a connection limit: httpserver.go
-		go srv.Serve(limited)
-		log.Info("serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
 	}
 
 	batches := make(chan source.Batch, 64)
@@ -246,6 +243,12 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 				Unit: unit, CursorFile: filepath.Join(o.StateDir, "journal-"+name+".cursor"), Logger: log,
 			}, batches)
 		}()
+	}
+	if ln != nil {
+		var limited net.Listener
+		srv, limited = newHTTPServer(ln, w.handler()) // timeouts and a connection limit: httpserver.go
+		go srv.Serve(limited)
+		log.Info("serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
 	}
 	if w.follower != nil {
 		go func() {
