@@ -22,6 +22,7 @@ type analyzeOptions struct {
 	policy  policyOptions
 	alerts  alertOptions
 	metrics metricsOptions
+	confirm confirmOptions
 	Output  string
 	HTML    string
 	FailOn  string
@@ -151,6 +152,7 @@ func (o *analyzeOptions) AddFlags(fs *pflag.FlagSet) {
 	o.policy.AddFlags(fs)
 	o.alerts.AddFlags(fs)
 	o.metrics.AddFlags(fs)
+	o.confirm.AddFlags(fs)
 	fs.StringVarP(&o.Output, "output", "o", "text", "report format: text or json")
 	fs.StringVar(&o.HTML, "html", "", "also write the report as one self-contained HTML file (chart, timeline, findings)")
 	fs.StringVar(&o.FailOn, "fail-on", "critical", "exit 1 when a finding has this severity or worse: info, warning, critical")
@@ -190,6 +192,7 @@ func (o *analyzeOptions) check() []settingError {
 	errs = append(errs, o.input.check()...)
 	errs = append(errs, o.policy.check()...)
 	errs = append(errs, o.alerts.check()...)
+	errs = append(errs, o.confirm.check()...)
 	return errs
 }
 
@@ -241,6 +244,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	rep.elapsed = time.Since(start)
 	rep.fill(results, totals.Totals(), det)
 	rep.trust = o.policy.trust
+	rep.probe = confirmFindings(ctx, o.confirm.confirmer(o.policy.LocalDomains), rep.findings)
 	alerts.sendSummary(rep.findings)
 	stopAlerts() // before the report, which may share stdout with --alerts-log -
 	m := rep.metrics(det, alerts)

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -184,4 +186,39 @@ func TestProbeStopsOnSIGTERM(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("probe did not stop after SIGTERM")
 	}
+}
+
+// TestConfirmWithProbe: with --confirm-with-probe, analyze probes the server
+// when a critical relay finding fires and puts the verdict in the report
+// (text and JSON), and watch does it live and exports it on /metrics.
+func TestConfirmWithProbe(t *testing.T) {
+	open := smtpStub(t, "250 2.1.5 ok")
+	sample := filepath.Join("..", "..", "samples", "postfix", "incident.log")
+	code, out, errOut := runCmd(t, "", append(append([]string{"analyze", "--confirm-with-probe", open}, sampleArgs...), sample)...)
+	if code != exitFindings || !strings.Contains(out, "Confirmed with relaywatch probe "+open+": open") {
+		t.Errorf("analyze: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCmd(t, "", append(append([]string{"analyze", "--output", "json", "--confirm-with-probe", open}, sampleArgs...), sample)...)
+	var rep jsonReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Probe == nil || rep.Probe.Verdict != "open" || len(rep.Probe.Accepted) == 0 {
+		t.Errorf("analyze JSON: exit %d, %v, probe %+v", code, err, rep.Probe)
+	}
+	// No relay finding: no probe.
+	code, out, _ = runCmd(t, "", append(append([]string{"analyze", "--confirm-with-probe", open}, sampleArgs...), filepath.Join("..", "..", "samples", "postfix", "normal.log"))...)
+	if code != exitOK || strings.Contains(out, "Confirmed with") {
+		t.Errorf("normal sample: exit %d\n%s", code, out)
+	}
+	// Live.
+	dir := t.TempDir()
+	log := filepath.Join(dir, "mail.log")
+	os.WriteFile(log, nil, 0o644)
+	addr, stop := startWatch(t, nil, "--state-dir", filepath.Join(dir, "state"), "--confirm-with-probe", open, log)
+	defer stop()
+	waitReady(t, addr)
+	data, _ := os.ReadFile(sample)
+	os.WriteFile(log, data, 0o644)
+	waitUntil(t, 20*time.Second, "the probe's verdict on /metrics", func() bool {
+		m := scrape(t, addr)
+		return m[`relaywatch_probe_verdict{verdict=open}`] == 1 && m[`relaywatch_probe_runs_total{}`] == 1
+	})
 }

@@ -33,6 +33,7 @@ type watchOptions struct {
 	input         inputOptions
 	policy        policyOptions
 	alerts        alertOptions
+	confirm       confirmOptions
 	Listen        string
 	StateDir      string
 	StateInterval time.Duration
@@ -53,6 +54,7 @@ func (o *watchOptions) AddFlags(fs *pflag.FlagSet) {
 	o.input.AddFlags(fs)
 	o.policy.AddFlags(fs)
 	o.alerts.AddFlags(fs)
+	o.confirm.AddFlags(fs)
 	fs.StringVar(&o.Listen, "listen", DefaultListen, "HTTP address for /metrics, /healthz and /readyz (\"\" to disable)")
 	fs.StringVar(&o.StateDir, "state-dir", "", "directory for positions and learned state (survives restarts); required")
 	fs.DurationVar(&o.StateInterval, "state-interval", 5*time.Second, "how often positions and state are saved")
@@ -121,6 +123,7 @@ func (o *watchOptions) check(args []string) []settingError {
 	errs = append(errs, o.input.check()...)
 	errs = append(errs, o.policy.check()...)
 	errs = append(errs, o.alerts.check()...)
+	errs = append(errs, o.confirm.check()...)
 	return errs
 }
 
@@ -135,6 +138,7 @@ type watcher struct {
 	alerts   *alerting
 	state    *stateFiles
 	follower *source.Follower
+	confirm  *liveConfirmer // nil without --confirm-with-probe
 	started  time.Time
 
 	mu        sync.Mutex // guards everything below and the detector
@@ -188,6 +192,9 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	}
 	w.baseline = baseline
 	w.pipe = &pipeline{det: det}
+	if c := o.confirm.confirmer(o.policy.LocalDomains); c != nil {
+		w.confirm = &liveConfirmer{c: c, log: log}
+	}
 	logTrust(log, o.policy.trust)
 	for _, d := range w.state.saved.LocalDomains {
 		det.Policy().LearnLocalDomain(d) // learned before the restart
@@ -282,6 +289,12 @@ loop:
 			w.save()
 		case <-idle.C:
 			w.idle()
+			if w.confirm != nil {
+				w.mu.Lock()
+				findings := w.pipe.det.Findings()
+				w.mu.Unlock()
+				w.confirm.consider(rctx, findings)
+			}
 		case <-hup:
 			go func() {
 				if p := w.reload(); p != nil {
@@ -316,6 +329,7 @@ drain:
 			break drain
 		}
 	}
+	w.confirm.wait() // a probe in flight stops with rctx
 	w.save()
 	w.alerts.drain = min(w.alerts.drain, o.ShutdownGrace)
 	w.alerts.stop(e)
