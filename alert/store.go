@@ -33,9 +33,10 @@ type Store struct {
 	entries map[string]*storeEntry
 	dirty   map[string]bool
 
-	fmu  sync.Mutex // guards the journal file
-	f    *os.File
-	size int64 // bytes in the journal
+	fmu       sync.Mutex // guards the journal file
+	f         *os.File
+	size      int64 // bytes in the journal
+	compacted int64 // bytes in the journal when it was last compacted
 }
 
 // storeEntry is one alert and what the sinks were told of it.
@@ -207,7 +208,6 @@ func (s *Store) Snapshot() func() error {
 	s.mu.Lock()
 	buf, ids, err := encode(s, s.dirty)
 	clear(s.dirty)
-	live := len(s.entries)
 	s.mu.Unlock()
 	if err != nil {
 		return func() error { return err }
@@ -225,7 +225,10 @@ func (s *Store) Snapshot() func() error {
 			s.mu.Unlock()
 			return err
 		}
-		if s.size > 1<<20 && s.size > 4*int64(live)*2048 {
+		s.fmu.Lock()
+		grown := s.size > 1<<20 && s.size > 4*s.compacted
+		s.fmu.Unlock()
+		if grown {
 			return s.compact()
 		}
 		return nil
@@ -302,7 +305,7 @@ func (s *Store) compact() error {
 	if s.f != nil {
 		s.f.Close()
 	}
-	s.f, s.size = f, int64(buf.Len())
+	s.f, s.size, s.compacted = f, int64(buf.Len()), int64(buf.Len())
 	return nil
 }
 
