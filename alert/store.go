@@ -22,7 +22,7 @@ import (
 // It is a journal of JSON lines, one per changed alert: a save appends
 // only the alerts that changed since the last one (10,000 unchanged open
 // alerts cost nothing), and the journal is compacted (rewritten atomically)
-// when it has grown to several times what it holds. Like Alertmanager's
+// when it has grown to four times its size at the last compaction. Like Alertmanager's
 // notification log, it is written by the process that notifies; it is safe
 // for concurrent use.
 type Store struct {
@@ -196,8 +196,7 @@ func (s *Store) forgetIfDone(id string, e *storeEntry) {
 }
 
 // Save appends the alerts that changed since the last save to the journal
-// and syncs it; it compacts the journal when it has grown to four times
-// what it holds.
+// and syncs it, and compacts the journal when it has grown.
 func (s *Store) Save() error { return s.Snapshot()() }
 
 // Snapshot takes the alerts that changed since the last save, now, and
