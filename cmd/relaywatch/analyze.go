@@ -222,7 +222,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	}
 	switch o.Output {
 	case "json":
-		enc := json.NewEncoder(e.stdout)
+		enc := json.NewEncoder(jsonTerminalWriter{e.stdout})
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep.json()); err != nil {
 			return err
