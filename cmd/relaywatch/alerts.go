@@ -389,3 +389,15 @@ func (t terminalWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// jsonTerminalWriter escapes, in JSON written to it in whole values (as
+// json.Encoder does), the control characters encoding/json leaves raw.
+type jsonTerminalWriter struct{ w io.Writer }
+
+// Write implements io.Writer.
+func (j jsonTerminalWriter) Write(p []byte) (int, error) {
+	if _, err := j.w.Write(alert.EscapeJSONControls(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -427,11 +427,22 @@ func TestHostileTextThroughEverySink(t *testing.T) {
 	if !strings.Contains(report, `\e[2J\e[H\e]0;owned\x07\e[32mALL CLEAR \u009b31m \u202egnp.exe`) {
 		t.Errorf("the report does not show the escapes:\n%s", report)
 	}
+	// The JSON report too.
+	out.Reset()
+	args = append(append([]string{"analyze", "-o", "json"}, sampleArgs...), logPath)
+	if code := run(context.Background(), e, args); code != exitFindings {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	jsonReport := out.String()
+	var parsed map[string]any
+	if err := json.Unmarshal([]byte(jsonReport), &parsed); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
 	data, _ := os.ReadFile(alertsLog)
 	amMu.Lock()
 	am0 := strings.Join(amBodies, "\n")
 	amMu.Unlock()
-	for name, text := range map[string]string{"report": report, "stderr": errOut.String(), "alerts log": string(data), "Slack": hook.all(), "Alertmanager": am0} {
+	for name, text := range map[string]string{"report": report, "JSON report": jsonReport, "stderr": errOut.String(), "alerts log": string(data), "Slack": hook.all(), "Alertmanager": am0} {
 		if text == "" && name != "stderr" {
 			t.Errorf("%s got nothing", name)
 		}

@@ -266,7 +266,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	}
 	switch o.Output {
 	case "json":
-		enc := json.NewEncoder(e.stdout)
+		enc := json.NewEncoder(jsonTerminalWriter{e.stdout})
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false) // evidence lines keep their <, > and &
 		if err := enc.Encode(rep.json()); err != nil {
