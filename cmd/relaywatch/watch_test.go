@@ -269,6 +269,7 @@ func TestWatchSurvivesKill9(t *testing.T) {
 	half := len(lines) * 6 / 10 // inside the burst
 
 	cmd, addr, _ := start()
+	waitReady(t, addr) // a first start reads from the end: write only once the file is followed
 	f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
 	f.Write(bytes.Join(lines[:half], nil))
 	halfSize := len(bytes.Join(lines[:half], nil))
