@@ -68,6 +68,10 @@ func (a *Alert) ID() string { return a.Rule + " " + a.Key }
 type Transition struct {
 	Kind  Kind  `json:"transition"`
 	Alert Alert `json:"alert"`
+	// Notes are lines shown with a batch run's Summary, above its findings
+	// (incidents, notes about the run); they may hold log-derived text,
+	// which each sink escapes.
+	Notes []string `json:"-"`
 
 	rest []Transition // the other members of a batch queued as one (EnqueueBatch)
 }

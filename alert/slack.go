@@ -159,8 +159,19 @@ func summaryBlocks(batch []Transition) ([]slack.Block, string) {
 	}
 	out := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(title, 150), true, false)),
-		slack.NewSectionBlock(mrkdwn(truncate(b.String(), 2900)), nil, nil),
 	}
+	if notes := batch[0].Notes; len(notes) > 0 {
+		var nb strings.Builder
+		for i, n := range notes {
+			if i == MaxListed {
+				fmt.Fprintf(&nb, "…and %d more\n", len(notes)-MaxListed)
+				break
+			}
+			fmt.Fprintf(&nb, "• %s\n", safe(n))
+		}
+		out = append(out, slack.NewSectionBlock(mrkdwn(truncate(nb.String(), 2900)), nil, nil))
+	}
+	out = append(out, slack.NewSectionBlock(mrkdwn(truncate(b.String(), 2900)), nil, nil))
 	if len(worst.Evidence) > 0 {
 		out = append(out, evidenceBlock("Evidence of the worst", worst.Evidence))
 	}

@@ -296,12 +296,15 @@ func checkURL(raw string, secret bool) error {
 
 // sendSummary queues one summary of a batch run's findings (at or above
 // warning, worst first) for the Slack sinks.
-func (a *alerting) sendSummary(findings []detect.Finding) {
+func (a *alerting) sendSummary(findings []detect.Finding, notes []string) {
 	var batch []alert.Transition
 	for _, f := range findings {
 		if f.Severity >= detect.SeverityWarning {
 			batch = append(batch, alert.Transition{Kind: alert.Summary, Alert: alert.FromFinding(f)})
 		}
+	}
+	if len(batch) > 0 {
+		batch[0].Notes = notes
 	}
 	if len(batch) == 0 || len(a.summary) == 0 {
 		return

@@ -245,7 +245,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	rep.fill(results, totals.Totals(), det)
 	rep.trust = o.policy.trust
 	rep.probe = confirmFindings(ctx, o.confirm.confirmer(o.policy.LocalDomains), rep.findings)
-	alerts.sendSummary(rep.findings)
+	alerts.sendSummary(rep.findings, rep.summaryNotes())
 	stopAlerts() // before the report, which may share stdout with --alerts-log -
 	m := rep.metrics(det, alerts)
 	m.instanceID = o.alerts.instance()

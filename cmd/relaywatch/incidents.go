@@ -79,3 +79,25 @@ func undeclaredNote(u *detect.Undeclared) string {
 		"If this server is a gateway or backup MX for them, declare them (--local-domains %s, or --postfix-config / --exim-config / --exchange-config) and run again; otherwise this is relaying.",
 		100*u.Share, u.Relayed, strings.Join(u.Domains, ", "), doms)
 }
+
+// summaryNotes are the lines a batch run's Slack summary shows above its
+// findings: one per incident (the counts the report gives), the note about
+// undeclared domains, and the probe's verdict.
+func (r *report) summaryNotes() []string {
+	var out []string
+	if r.undeclared != nil {
+		out = append(out, "NOTE: "+undeclaredNote(r.undeclared))
+	}
+	if r.probe != nil {
+		out = append(out, fmt.Sprintf("Confirmed with relaywatch probe %s: %s (%s)", r.probe.Target, r.probe.Verdict, r.probe.Summary))
+	}
+	for _, in := range r.incidents {
+		if in.Severity < detect.SeverityWarning {
+			continue
+		}
+		out = append(out, fmt.Sprintf("Incident %s %s (%s): %d messages to %d recipients; attempts %d sent, %d deferred, %d bounced; rules %s",
+			strings.ToUpper(in.Severity.String()), in.Client, in.Name, in.Messages, in.Recipients,
+			in.Attempts.Sent, in.Attempts.Deferred, in.Attempts.Bounced, strings.Join(in.Rules, ", ")))
+	}
+	return out
+}

@@ -494,7 +494,8 @@ func TestAnalyzeSendsOneSlackSummaryAndLogsTransitions(t *testing.T) {
 	if len(posts) != 1 {
 		t.Fatalf("%d Slack posts, want one summary", len(posts))
 	}
-	for _, want := range []string{"6 findings (4 critical, 2 warning)", "127.0.0.66", "127.0.0.77", "Next step"} {
+	for _, want := range []string{"6 findings (4 critical, 2 warning)", "127.0.0.66", "127.0.0.77", "Next step",
+		"Incident CRITICAL 127.0.0.66", "Incident CRITICAL 127.0.0.77", "rules foreign-to-foreign"} {
 		if !strings.Contains(posts[0], want) {
 			t.Errorf("summary lacks %q: %.400s", want, posts[0])
 		}
