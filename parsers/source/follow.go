@@ -383,6 +383,8 @@ type openFile struct {
 	regular  bool
 	tooLong  uint64
 	lastData time.Time // wall clock of the last growth
+	// read mirrors lr.Offset() for Status, which runs on another goroutine.
+	read atomic.Int64
 }
 
 // pathFollower follows one path: the file at it now, and the files that
@@ -431,7 +433,7 @@ func (pf *pathFollower) status() InputStatus {
 	}
 	if pf.cur != nil {
 		st.Following = true
-		st.Offset = pf.cur.lr.Offset()
+		st.Offset = pf.cur.read.Load()
 	}
 	return st
 }
@@ -513,6 +515,7 @@ func (pf *pathFollower) openCurrent(first bool, matched map[fileKey]bool) {
 		}
 	}
 	of.lr = NewLineReader(fh, start, pf.f.cfg.MaxLineLength)
+	of.read.Store(start)
 	pf.mu.Lock()
 	pf.cur = of
 	pf.size = fi.Size()
@@ -711,6 +714,7 @@ func (pf *pathFollower) readChecked(of *openFile, check bool) (ok, truncated boo
 					of.id = id
 				}
 			}
+			of.read.Store(of.lr.Offset())
 			b := Batch{Input: pf.path, Positioned: of.regular, File: of.id, End: of.lr.Offset(), Lines: lines, TooLong: tl}
 			select {
 			case pf.f.out <- b:
@@ -758,6 +762,7 @@ func (pf *pathFollower) restartTruncated(cur *openFile) {
 		cur.id, _ = identityOfFile(cur.fh, fi)
 	}
 	cur.lr = NewLineReader(cur.fh, 0, pf.f.cfg.MaxLineLength)
+	cur.read.Store(0)
 	cur.tooLong = 0
 	pf.f.log.Info("file truncated: reading it from its start", "file", pf.path)
 }

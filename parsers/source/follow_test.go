@@ -535,3 +535,30 @@ func TestCopytruncateRegrownBeforeSeen(t *testing.T) {
 		t.Errorf("saw %d lines, want 260", len(c.seen))
 	}
 }
+
+// TestStatusWhileFollowing reads Status while the follower reads and
+// rotates (run with -race: /metrics asks at any time).
+func TestStatusWhileFollowing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mail.log")
+	os.WriteFile(path, nil, 0o644)
+	c := startFollower(t, FollowConfig{Patterns: []string{path}, FromStart: true})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			c.f.Status()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for r := 0; r < 5; r++ {
+		appendLines(t, path, r*100, r*100+100)
+		c.wait(r*100 + 100)
+		copyFile(t, path, fmt.Sprintf("%s.%d", path, r+1))
+		os.Truncate(path, 0)
+	}
+	<-done
+	if st := c.f.Status(); len(st) != 1 || !st[0].Following {
+		t.Errorf("status %+v", st)
+	}
+}
