@@ -37,6 +37,11 @@ func ruleWords(a *Alert) string {
 		return "a client relays through " + host + " for the first time"
 	case detect.RuleOutboundSpike:
 		return "outbound mail from " + host + " jumped"
+	case detect.RuleRelayProbing:
+		if a.Severity == detect.SeverityCritical {
+			return "a client refused relaying before is now relaying through " + host
+		}
+		return "someone is testing whether " + host + " is an open relay"
 	}
 	return a.Rule + " on " + host
 }

@@ -80,6 +80,8 @@ type Config struct {
 	MinRelayed int
 	// Spike configures the outbound-spike rule.
 	Spike SpikeConfig
+	// Probing configures the relay-probing rule.
+	Probing ProbingConfig
 	// WarnNewRelayers raises a warning when a trusted client or an
 	// authenticated user relays for the first time (against Baseline).
 	WarnNewRelayers bool
@@ -150,6 +152,7 @@ type Detector struct {
 	ahead          bool       // the current event is dated beyond the clock window
 	stepTouched    []*Finding // findings touched by lines beyond the window
 	spike          *spikeRule
+	probing        *probingRule
 	hourly         map[int64]uint64 // outbound deliveries by Unix hour
 	names          interner         // host and instance names
 	stats          Stats
@@ -187,6 +190,7 @@ const (
 	countedUnknown
 	countedNewRelayer
 	countedIncident
+	countedProbe
 )
 
 // New returns a detector.
@@ -228,7 +232,12 @@ func New(cfg Config) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
+	pr, err := newProbingRule(cfg.Probing)
+	if err != nil {
+		return nil, err
+	}
 	d := &Detector{
+		probing:  pr,
 		cfg:      cfg,
 		policy:   cfg.Policy,
 		msgs:     newLRU[msgKey, *message](cfg.MaxMessages),
@@ -344,6 +353,9 @@ func (d *Detector) Handle(e *parsers.Event) {
 		if e.RelayDomain {
 			// The server relays for this domain (Postfix relay_recipient_maps).
 			d.policy.LearnLocalDomain(Domain(e.To))
+		}
+		if e.RelayDenied {
+			d.probing.refused(d, e)
 		}
 	case parsers.KindRedirect:
 		d.message(e, false).addRedirect(e.To, e.OrigTo)
@@ -582,6 +594,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 	case !m.submission.MayRelay():
 		d.stats.RelayedByStranger++
 		d.relayedByStranger(e, m)
+		d.probing.delivered(d, e, m)
 	case d.cfg.WarnNewRelayers:
 		d.newRelayer(e, m)
 	}
@@ -770,6 +783,8 @@ func (d *Detector) describe(f *Finding) {
 	case f.Rule == RuleUnknownRelayingClient:
 		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
 		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
+	case f.Rule == RuleRelayProbing:
+		d.probing.describe(d, f)
 	case f.Rule == RuleOutboundSpike:
 		d.spike.describe(f)
 		if a := d.advice(d.mta); a != nil {

@@ -17,10 +17,28 @@ type Advice struct {
 	FindOut string
 	// Spike says how to see who is sending and stop a compromised sender.
 	Spike string
+	// Probing says what to do while clients are refused relaying (CLIENT:
+	// one of them).
+	Probing string
+	// ProbeAccepted says what to do when a client that was refused relaying
+	// is later accepted for a foreign recipient: the relay just opened.
+	ProbeAccepted string
+	// RelayTrick says how to stop accepting recipients in routing syntax
+	// (percent hack, bang path, source route, quoted local part).
+	RelayTrick string
+	// Blocklisted says how to find what got the server listed, before
+	// asking for delisting (detect adds the list's delisting page).
+	Blocklisted string
+	// Compromised says how to lock an authenticated account (USER) and
+	// purge what it queued.
+	Compromised string
+	// QueueStorm says how to see what fills the queue with deferred and
+	// bounced mail or backscatter.
+	QueueStorm string
 }
 
 // For returns a text of the advice with CLIENT replaced by client and
-// SENDER by sender. Both come from the log (chosen by the attacker) and end
+// SENDER by sender (and USER, in Compromised, by the sender argument). Both come from the log (chosen by the attacker) and end
 // up in commands an operator may paste into a shell: a value with anything
 // but letters, digits and "._+=@:-" is left as the placeholder.
 func (a *Advice) For(text, client, sender string) string {
@@ -29,6 +47,7 @@ func (a *Advice) For(text, client, sender string) string {
 	}
 	if shellSafe(sender) {
 		text = strings.ReplaceAll(text, "SENDER", sender)
+		text = strings.ReplaceAll(text, "USER", sender)
 	}
 	return text
 }

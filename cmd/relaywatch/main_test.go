@@ -490,7 +490,7 @@ func TestAnalyzeSendsOneSlackSummaryAndLogsTransitions(t *testing.T) {
 	if len(posts) != 1 {
 		t.Fatalf("%d Slack posts, want one summary", len(posts))
 	}
-	for _, want := range []string{"6 findings (4 critical, 2 warning)", "127.0.0.66", "127.0.0.77", "Next step"} {
+	for _, want := range []string{"8 findings (6 critical, 2 warning)", "127.0.0.66", "127.0.0.77", "Next step"} {
 		if !strings.Contains(posts[0], want) {
 			t.Errorf("summary lacks %q: %.400s", want, posts[0])
 		}
@@ -515,12 +515,14 @@ func TestAnalyzeSendsOneSlackSummaryAndLogsTransitions(t *testing.T) {
 		}
 		counts[tr.Transition]++
 	}
-	// Six alerts fire, and all resolve: the log goes on for minutes after
-	// the burst, longer than --resolve-after. 127.0.0.77 relays again a
-	// quiet minute after its last message (08:39:36): a new episode, whose
-	// two alerts fire again at once.
-	if counts["fired"] != 8 || counts["resolved"] != 6 {
-		t.Errorf("transitions %v, want 8 fired and 6 resolved", counts)
+	// Nine alerts fire (the six of the relaying, relay-probing critical
+	// for both clients, which were refused before the relay opened, and
+	// relay-probing info for the refusals), and all resolve: the log goes
+	// on for minutes after the burst, longer than --resolve-after.
+	// 127.0.0.77 relays again a quiet minute after its last message
+	// (08:39:36): a new episode, whose three alerts fire again at once.
+	if counts["fired"] != 12 || counts["resolved"] != 9 {
+		t.Errorf("transitions %v, want 12 fired and 9 resolved", counts)
 	}
 }
 

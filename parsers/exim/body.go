@@ -511,5 +511,8 @@ func parseEventLine(e *parsers.Event, s string) parsers.Result {
 	}
 	e.Reply = strings.Trim(reason, "\"")
 	e.Code = replyCodeIn(e.Reply)
+	// The default configuration's "relay not permitted"; "Relaying
+	// denied" is the Sendmail wording some ACLs copy.
+	e.RelayDenied = e.Stage == "RCPT" && (strings.HasSuffix(e.Reply, "relay not permitted") || strings.Contains(e.Reply, "Relaying denied"))
 	return parsers.Parsed
 }

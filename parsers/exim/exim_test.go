@@ -135,7 +135,7 @@ var builtLines = []struct {
 	{
 		name: "relay not permitted",
 		line: "2026-11-24 05:58:48 H=(bulk-sender.example) [203.0.113.66]:41000 I=[192.0.2.1]:25 F=<spam@bulk.example> rejected RCPT <victim@gmail.test>: relay not permitted",
-		want: "kind=reject client_ip=203.0.113.66 helo=bulk-sender.example from=<spam@bulk.example> to=victim@gmail.test action=reject stage=RCPT reply=\"relay not permitted\"",
+		want: "kind=reject client_ip=203.0.113.66 helo=bulk-sender.example from=<spam@bulk.example> to=victim@gmail.test relay_denied=true action=reject stage=RCPT reply=\"relay not permitted\"",
 	},
 	{
 		name: "call dropped: too many commands (a reject, as eximstats counts it)",
