@@ -191,6 +191,7 @@ const (
 	countedNewRelayer
 	countedIncident
 	countedProbe
+	countedTrick
 )
 
 // New returns a detector.
@@ -562,6 +563,7 @@ func (d *Detector) delivery(e *parsers.Event) {
 func (d *Detector) judge(e *parsers.Event, m *message) {
 	class, domain := d.classifyDelivery(e, m)
 	d.countDelivery(class, e.Status)
+	d.relayTrickAccepted(e, m, class)
 	switch class {
 	case DeliveryLocal:
 		if e.Status == parsers.StatusSent && domain != "" {
@@ -783,6 +785,8 @@ func (d *Detector) describe(f *Finding) {
 	case f.Rule == RuleUnknownRelayingClient:
 		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
 		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
+	case f.Rule == RuleRelayTrick:
+		d.describeTrick(f)
 	case f.Rule == RuleRelayProbing:
 		d.probing.describe(d, f)
 	case f.Rule == RuleOutboundSpike:

@@ -57,7 +57,7 @@ const (
 
 // Rules lists every rule id, in the README's order (for metrics that
 // report each rule, even at zero).
-var Rules = []string{RuleForeignToForeign, RuleUnknownRelayingClient, RuleOutboundSpike, RuleRelayProbing}
+var Rules = []string{RuleForeignToForeign, RuleUnknownRelayingClient, RuleOutboundSpike, RuleRelayProbing, RuleRelayTrick}
 
 // MaxEvidence is the number of log lines a finding keeps.
 const MaxEvidence = 5
@@ -99,6 +99,8 @@ type Finding struct {
 	// logged the evidence, for its advice.
 	distinct int
 	program  string
+	// detail is a rule's extra words for its summary.
+	detail string
 	// What OnFinding was last told, so that it hears of growth, not of
 	// every event.
 	notifiedCount  int

@@ -144,5 +144,5 @@ func (p *probingRule) describe(d *Detector, f *Finding) {
 // joinsIncident tells whether a finding keyed by a client address belongs
 // to that client's incident (when it has one).
 func joinsIncident(f *Finding) bool {
-	return f.Rule == RuleRelayProbing && f.Severity == SeverityCritical
+	return (f.Rule == RuleRelayProbing || f.Rule == RuleRelayTrick) && f.Severity == SeverityCritical
 }
