@@ -82,6 +82,8 @@ type Config struct {
 	Spike SpikeConfig
 	// Probing configures the relay-probing rule.
 	Probing ProbingConfig
+	// Blocklist configures the blocklisted rule.
+	Blocklist BlocklistConfig
 	// WarnNewRelayers raises a warning when a trusted client or an
 	// authenticated user relays for the first time (against Baseline).
 	WarnNewRelayers bool
@@ -153,6 +155,7 @@ type Detector struct {
 	stepTouched    []*Finding // findings touched by lines beyond the window
 	spike          *spikeRule
 	probing        *probingRule
+	blocklist      *blocklistRule
 	hourly         map[int64]uint64 // outbound deliveries by Unix hour
 	names          interner         // host and instance names
 	stats          Stats
@@ -237,20 +240,25 @@ func New(cfg Config) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
+	bl, err := newBlocklistRule(cfg.Blocklist)
+	if err != nil {
+		return nil, err
+	}
 	d := &Detector{
-		probing:  pr,
-		cfg:      cfg,
-		policy:   cfg.Policy,
-		msgs:     newLRU[msgKey, *message](cfg.MaxMessages),
-		pending:  newLRU[msgKey, *pendingParent](maxPendingParents),
-		copies:   newLRU[msgKey, *message](maxCopies),
-		linked:   newLRU[msgKey, struct{}](maxLinked),
-		relayers: newLRU[string, *relayer](cfg.MaxFindings),
-		causes:   newLRU[findingKey, *spikeCause](cfg.MaxFindings),
-		seed:     maphash.MakeSeed(),
-		clock:    eventClock{window: cfg.ClockWindow, confirm: cfg.ClockConfirm},
-		spike:    sr,
-		hourly:   map[int64]uint64{},
+		probing:   pr,
+		blocklist: bl,
+		cfg:       cfg,
+		policy:    cfg.Policy,
+		msgs:      newLRU[msgKey, *message](cfg.MaxMessages),
+		pending:   newLRU[msgKey, *pendingParent](maxPendingParents),
+		copies:    newLRU[msgKey, *message](maxCopies),
+		linked:    newLRU[msgKey, struct{}](maxLinked),
+		relayers:  newLRU[string, *relayer](cfg.MaxFindings),
+		causes:    newLRU[findingKey, *spikeCause](cfg.MaxFindings),
+		seed:      maphash.MakeSeed(),
+		clock:     eventClock{window: cfg.ClockWindow, confirm: cfg.ClockConfirm},
+		spike:     sr,
+		hourly:    map[int64]uint64{},
 	}
 	d.findings = newFindingStore(cfg.MaxFindings, cfg.EpisodeGap, d.episodeEnded)
 	return d, nil
@@ -564,6 +572,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 	class, domain := d.classifyDelivery(e, m)
 	d.countDelivery(class, e.Status)
 	d.relayTrickAccepted(e, m, class)
+	d.blocklist.delivered(d, e, class)
 	switch class {
 	case DeliveryLocal:
 		if e.Status == parsers.StatusSent && domain != "" {
@@ -785,6 +794,8 @@ func (d *Detector) describe(f *Finding) {
 	case f.Rule == RuleUnknownRelayingClient:
 		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
 		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
+	case f.Rule == RuleBlocklisted:
+		d.describeBlocklist(f)
 	case f.Rule == RuleRelayTrick:
 		d.describeTrick(f)
 	case f.Rule == RuleRelayProbing:

@@ -12,19 +12,28 @@ import (
 // ruleOptions are the thresholds of relay-probing, relay-trick-accepted,
 // blocklisted, compromised-account and queue-storm.
 type ruleOptions struct {
-	ProbingWindow     time.Duration
-	ProbingMaxClients int
+	ProbingWindow      time.Duration
+	ProbingMaxClients  int
+	BlocklistWindow    time.Duration
+	BlocklistReceivers int
+	BlocklistShare     float64
+	BlocklistMin       int
 }
 
 // addFlags registers the rules' flags.
 func (o *ruleOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ProbingWindow, "probing-window", detect.DefaultProbingWindow, "relay-probing: a client refused relaying is critical if accepted for a foreign recipient within this event time of its last refusal")
 	fs.IntVar(&o.ProbingMaxClients, "probing-max-clients", detect.DefaultProbingMaxClients, "relay-probing: probing clients remembered; the least recently seen is forgotten beyond it")
+	fs.DurationVar(&o.BlocklistWindow, "blocklist-window", detect.DefaultBlocklistWindow, "blocklisted: event time over which refusing receivers and the refused share are counted")
+	fs.IntVar(&o.BlocklistReceivers, "blocklist-receivers", detect.DefaultBlocklistReceivers, "blocklisted: this many receiving domains refusing for a blocklist within --blocklist-window is critical")
+	fs.Float64Var(&o.BlocklistShare, "blocklist-share", detect.DefaultBlocklistShare, "blocklisted: this share of outbound attempts refused for a blocklist within --blocklist-window is critical, in (0,1]")
+	fs.IntVar(&o.BlocklistMin, "blocklist-min-refused", detect.DefaultBlocklistMinRefused, "blocklisted: fewer refusals in the window are never critical by --blocklist-share")
 }
 
 // configure puts the rules' settings into a detector configuration.
 func (o *ruleOptions) configure(cfg *detect.Config) {
 	cfg.Probing = detect.ProbingConfig{Window: o.ProbingWindow, MaxClients: o.ProbingMaxClients}
+	cfg.Blocklist = detect.BlocklistConfig{Window: o.BlocklistWindow, Receivers: o.BlocklistReceivers, Share: o.BlocklistShare, MinRefused: o.BlocklistMin}
 }
 
 // check validates the rules' settings, one setting at a time (watch,
@@ -38,5 +47,9 @@ func (o *ruleOptions) check() []settingError {
 	}
 	want("probing-window", o.ProbingWindow >= time.Minute, "--probing-window %v: must be at least 1m", o.ProbingWindow)
 	want("probing-max-clients", o.ProbingMaxClients >= 1, "--probing-max-clients %d: must be at least 1", o.ProbingMaxClients)
+	want("blocklist-window", o.BlocklistWindow >= time.Minute, "--blocklist-window %v: must be at least 1m", o.BlocklistWindow)
+	want("blocklist-receivers", o.BlocklistReceivers >= 1, "--blocklist-receivers %d: must be at least 1", o.BlocklistReceivers)
+	want("blocklist-share", o.BlocklistShare > 0 && o.BlocklistShare <= 1, "--blocklist-share %v: must be in (0, 1]", o.BlocklistShare)
+	want("blocklist-min-refused", o.BlocklistMin >= 1, "--blocklist-min-refused %d: must be at least 1", o.BlocklistMin)
 	return errs
 }

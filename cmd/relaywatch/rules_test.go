@@ -1,0 +1,49 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/relaywatch/relaywatch/parsers/parsertest"
+)
+
+// TestRuleSamplesGolden runs analyze over the samples of the rules of
+// issue 12 and compares the JSON report with the golden files.
+func TestRuleSamplesGolden(t *testing.T) {
+	for _, tc := range []struct {
+		format, name, file string
+		extra              []string
+		wantExit           int
+	}{
+		{"postfix", "blocklisted", "blocklisted.log", []string{"--local-domains", "example.org"}, exitFindings},
+	} {
+		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
+			log := filepath.Join("..", "..", "samples", tc.format, tc.file)
+			args := append(append([]string{"analyze", "--output", "json"}, sampleArgs...), tc.extra...)
+			code, out, errOut := runCmd(t, "", append(args, log)...)
+			if code != tc.wantExit {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantExit, errOut)
+			}
+			parsertest.Golden(t, filepath.Join("..", "..", "samples", tc.format, tc.name+".expected.json"), out, *update)
+		})
+	}
+}
+
+// TestRuleFlagsChecked: every rule threshold is checked with its setting's
+// name, as watch, analyze and check-config report it.
+func TestRuleFlagsChecked(t *testing.T) {
+	for _, tc := range []struct{ flag, value string }{
+		{"--probing-window", "1s"},
+		{"--probing-max-clients", "0"},
+		{"--blocklist-window", "1s"},
+		{"--blocklist-receivers", "0"},
+		{"--blocklist-share", "1.5"},
+		{"--blocklist-min-refused", "0"},
+	} {
+		code, _, errOut := runCmd(t, "", "analyze", tc.flag, tc.value, "-")
+		if code != exitUsage || !strings.Contains(errOut, tc.flag) {
+			t.Errorf("%s %s: exit %d, stderr %q", tc.flag, tc.value, code, errOut)
+		}
+	}
+}
