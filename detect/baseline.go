@@ -26,6 +26,37 @@ type Baseline struct {
 	FirstEvent   time.Time                 `json:"first_event,omitzero"`
 	Relayers     map[string]*RelayerRecord `json:"relayers"`
 	LocalDomains []string                  `json:"local_domains,omitempty"`
+	// Accounts are the authenticated users' baselines (compromised-account).
+	Accounts map[string]*AccountRecord `json:"accounts,omitempty"`
+}
+
+// AccountRecord is one authenticated user's learned baseline.
+type AccountRecord struct {
+	Mean     AccountMeasures `json:"mean"`
+	Windows  int             `json:"windows"`
+	LastSeen time.Time       `json:"last_seen"`
+}
+
+// noteAccount records a user's baseline after a window, bounded like the
+// relayers (the stalest forgotten).
+func (b *Baseline) noteAccount(name string, mean AccountMeasures, windows int, t time.Time) {
+	if b.Accounts == nil {
+		b.Accounts = map[string]*AccountRecord{}
+	}
+	if r, ok := b.Accounts[name]; ok {
+		r.Mean, r.Windows, r.LastSeen = mean, windows, t
+		return
+	}
+	if len(b.Accounts) >= MaxBaselineRelayers {
+		oldest, oldestT := "", time.Time{}
+		for k, r := range b.Accounts {
+			if oldest == "" || r.LastSeen.Before(oldestT) {
+				oldest, oldestT = k, r.LastSeen
+			}
+		}
+		delete(b.Accounts, oldest)
+	}
+	b.Accounts[strings.Clone(name)] = &AccountRecord{Mean: mean, Windows: windows, LastSeen: t}
 }
 
 // RelayerRecord is one relaying client ("client:10.0.0.5") or user ("user:alice").

@@ -84,6 +84,8 @@ type Config struct {
 	Probing ProbingConfig
 	// Blocklist configures the blocklisted rule.
 	Blocklist BlocklistConfig
+	// Account configures the compromised-account rule.
+	Account AccountConfig
 	// WarnNewRelayers raises a warning when a trusted client or an
 	// authenticated user relays for the first time (against Baseline).
 	WarnNewRelayers bool
@@ -156,6 +158,7 @@ type Detector struct {
 	spike          *spikeRule
 	probing        *probingRule
 	blocklist      *blocklistRule
+	account        *accountRule
 	hourly         map[int64]uint64 // outbound deliveries by Unix hour
 	names          interner         // host and instance names
 	stats          Stats
@@ -244,7 +247,12 @@ func New(cfg Config) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
+	ar, err := newAccountRule(cfg.Account)
+	if err != nil {
+		return nil, err
+	}
 	d := &Detector{
+		account:   ar,
 		probing:   pr,
 		blocklist: bl,
 		cfg:       cfg,
@@ -336,6 +344,7 @@ func (d *Detector) Handle(e *parsers.Event) {
 		m.setSender(e)
 		m.addEvidence(e.Line)
 		d.mayBeCopy(e, m)
+		d.account.login(d, e, m)
 	case parsers.KindPickup:
 		m := d.message(e, true)
 		m.submission = SubmissionLocal
@@ -366,6 +375,8 @@ func (d *Detector) Handle(e *parsers.Event) {
 		if e.RelayDenied {
 			d.probing.refused(d, e)
 		}
+	case parsers.KindAuthFailure:
+		d.account.authFailed(d, e)
 	case parsers.KindRedirect:
 		d.message(e, false).addRedirect(e.To, e.OrigTo)
 	case parsers.KindRemoved:
@@ -610,6 +621,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 		d.newRelayer(e, m)
 	}
 	if firstAttempt && !d.ahead {
+		d.account.delivered(d, e, m)
 		d.spike.count(d, e, m)
 		h := e.Time.Unix() / 3600
 		if _, ok := d.hourly[h]; ok || len(d.hourly) < maxHours {
@@ -794,6 +806,8 @@ func (d *Detector) describe(f *Finding) {
 	case f.Rule == RuleUnknownRelayingClient:
 		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
 		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
+	case f.Rule == RuleCompromisedAccount:
+		d.describeAccount(f)
 	case f.Rule == RuleBlocklisted:
 		d.describeBlocklist(f)
 	case f.Rule == RuleRelayTrick:

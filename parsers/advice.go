@@ -38,7 +38,7 @@ type Advice struct {
 }
 
 // For returns a text of the advice with CLIENT replaced by client and
-// SENDER by sender (and USER, in Compromised, by the sender argument). Both come from the log (chosen by the attacker) and end
+// SENDER by sender. Both come from the log (chosen by the attacker) and end
 // up in commands an operator may paste into a shell: a value with anything
 // but letters, digits and "._+=@:-" is left as the placeholder.
 func (a *Advice) For(text, client, sender string) string {
@@ -47,9 +47,18 @@ func (a *Advice) For(text, client, sender string) string {
 	}
 	if shellSafe(sender) {
 		text = strings.ReplaceAll(text, "SENDER", sender)
-		text = strings.ReplaceAll(text, "USER", sender)
 	}
 	return text
+}
+
+// ForUser returns a text of the advice with USER replaced by an
+// authenticated user's name and SENDER by its envelope sender, under the
+// same rule as For.
+func (a *Advice) ForUser(text, user, sender string) string {
+	if shellSafe(user) {
+		text = strings.ReplaceAll(text, "USER", user)
+	}
+	return a.For(text, "", sender)
 }
 
 func shellSafe(s string) bool {

@@ -17,6 +17,7 @@ func TestRuleSamplesGolden(t *testing.T) {
 		wantExit           int
 	}{
 		{"postfix", "blocklisted", "blocklisted.log", []string{"--local-domains", "example.org"}, exitFindings},
+		{"postfix", "compromised", "compromised.log", []string{"--local-domains", "example.org"}, exitFindings},
 	} {
 		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
 			log := filepath.Join("..", "..", "samples", tc.format, tc.file)
@@ -40,6 +41,11 @@ func TestRuleFlagsChecked(t *testing.T) {
 		{"--blocklist-receivers", "0"},
 		{"--blocklist-share", "1.5"},
 		{"--blocklist-min-refused", "0"},
+		{"--account-window", "1s"},
+		{"--account-factor", "0.5"},
+		{"--account-min-outbound", "0"},
+		{"--account-auth-failures", "0"},
+		{"--account-max-users", "0"},
 	} {
 		code, _, errOut := runCmd(t, "", "analyze", tc.flag, tc.value, "-")
 		if code != exitUsage || !strings.Contains(errOut, tc.flag) {
