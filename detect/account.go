@@ -76,9 +76,9 @@ type account struct {
 	fromStart bool
 	// failures is the count of failed logins since firstFailure (reset
 	// when the last is older than failureMemory); failLine the first.
-	failures     int
-	lastFailure  time.Time
-	failLine     string
+	failures    int
+	lastFailure time.Time
+	failLine    string
 }
 
 type accountRule struct {
