@@ -37,6 +37,8 @@ func ruleWords(a *Alert) string {
 		return "a client relays through " + host + " for the first time"
 	case detect.RuleOutboundSpike:
 		return "outbound mail from " + host + " jumped"
+	case detect.RuleQueueStorm:
+		return "failed deliveries or backscatter fill the queue of " + host
 	case detect.RuleCompromisedAccount:
 		return "an account on " + host + " may be stolen"
 	case detect.RuleBlocklisted:

@@ -86,6 +86,8 @@ type Config struct {
 	Blocklist BlocklistConfig
 	// Account configures the compromised-account rule.
 	Account AccountConfig
+	// Storm configures the queue-storm rule.
+	Storm StormConfig
 	// WarnNewRelayers raises a warning when a trusted client or an
 	// authenticated user relays for the first time (against Baseline).
 	WarnNewRelayers bool
@@ -159,6 +161,7 @@ type Detector struct {
 	probing        *probingRule
 	blocklist      *blocklistRule
 	account        *accountRule
+	storm          *stormRule
 	hourly         map[int64]uint64 // outbound deliveries by Unix hour
 	names          interner         // host and instance names
 	stats          Stats
@@ -251,7 +254,13 @@ func New(cfg Config) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
+	st, err := newStormRule(cfg.Storm)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Storm = st.cfg
 	d := &Detector{
+		storm:     st,
 		account:   ar,
 		probing:   pr,
 		blocklist: bl,
@@ -377,6 +386,8 @@ func (d *Detector) Handle(e *parsers.Event) {
 		}
 	case parsers.KindAuthFailure:
 		d.account.authFailed(d, e)
+	case parsers.KindExpired:
+		d.storm.expired(d, e)
 	case parsers.KindRedirect:
 		d.message(e, false).addRedirect(e.To, e.OrigTo)
 	case parsers.KindRemoved:
@@ -600,6 +611,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 		if !(e.Status == parsers.StatusDeferred && m.deferred) {
 			d.spike.countForwarded(d, e, m)
 		}
+		d.storm.delivered(d, e, m, class, !(e.Status == parsers.StatusDeferred && m.deferred))
 		if e.Status == parsers.StatusDeferred {
 			m.deferred = true
 		}
@@ -607,6 +619,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 	}
 	// Outbound.
 	firstAttempt := !(e.Status == parsers.StatusDeferred && m.deferred)
+	d.storm.delivered(d, e, m, class, firstAttempt)
 	if e.Status == parsers.StatusDeferred {
 		m.deferred = true
 	}
@@ -806,6 +819,8 @@ func (d *Detector) describe(f *Finding) {
 	case f.Rule == RuleUnknownRelayingClient:
 		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
 		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
+	case f.Rule == RuleQueueStorm:
+		d.describeStorm(f)
 	case f.Rule == RuleCompromisedAccount:
 		d.describeAccount(f)
 	case f.Rule == RuleBlocklisted:

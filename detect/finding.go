@@ -57,7 +57,7 @@ const (
 
 // Rules lists every rule id, in the README's order (for metrics that
 // report each rule, even at zero).
-var Rules = []string{RuleForeignToForeign, RuleUnknownRelayingClient, RuleOutboundSpike, RuleRelayProbing, RuleRelayTrick, RuleBlocklisted, RuleCompromisedAccount}
+var Rules = []string{RuleForeignToForeign, RuleUnknownRelayingClient, RuleOutboundSpike, RuleRelayProbing, RuleRelayTrick, RuleBlocklisted, RuleCompromisedAccount, RuleQueueStorm}
 
 // MaxEvidence is the number of log lines a finding keeps.
 const MaxEvidence = 5

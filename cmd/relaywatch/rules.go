@@ -19,6 +19,7 @@ type ruleOptions struct {
 	BlocklistShare     float64
 	BlocklistMin       int
 	Account            detect.AccountConfig
+	Storm              detect.StormConfig
 }
 
 // addFlags registers the rules' flags.
@@ -35,6 +36,10 @@ func (o *ruleOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Account.MinNetworks, "account-min-networks", detect.DefaultAccountMinNetworks, "compromised-account: logins from this many networks (/24, /48) in a window are suspect (or twice the user's baseline)")
 	fs.IntVar(&o.Account.AuthFailures, "account-auth-failures", detect.DefaultAccountAuthFailures, "compromised-account: this many failed logins for the user within a day before the jump make it critical")
 	fs.IntVar(&o.Account.MaxUsers, "account-max-users", detect.DefaultAccountMaxUsers, "compromised-account: users followed; the least recently seen is forgotten beyond it")
+	fs.DurationVar(&o.Storm.Window, "storm-window", detect.DefaultStormWindow, "queue-storm: counting window (aligned to the epoch)")
+	fs.Float64Var(&o.Storm.Factor, "storm-factor", detect.DefaultStormFactor, "queue-storm: a window must reach this multiple of the learned baseline")
+	fs.IntVar(&o.Storm.MinFailed, "storm-min-failed", detect.DefaultStormMinFailed, "queue-storm: fewer deferred (first deferral), bounced or expired outbound deliveries in a window are never a storm")
+	fs.IntVar(&o.Storm.MinBackscatter, "storm-min-backscatter", detect.DefaultStormMinBackscatter, "queue-storm: fewer null-sender deliveries to foreign recipients in a window are never backscatter")
 	fs.IntVar(&o.BlocklistMin, "blocklist-min-refused", detect.DefaultBlocklistMinRefused, "blocklisted: fewer refusals in the window are never critical by --blocklist-share")
 }
 
@@ -42,6 +47,7 @@ func (o *ruleOptions) addFlags(fs *pflag.FlagSet) {
 func (o *ruleOptions) configure(cfg *detect.Config) {
 	cfg.Probing = detect.ProbingConfig{Window: o.ProbingWindow, MaxClients: o.ProbingMaxClients}
 	cfg.Account = o.Account
+	cfg.Storm = o.Storm
 	cfg.Blocklist = detect.BlocklistConfig{Window: o.BlocklistWindow, Receivers: o.BlocklistReceivers, Share: o.BlocklistShare, MinRefused: o.BlocklistMin}
 }
 
@@ -64,6 +70,10 @@ func (o *ruleOptions) check() []settingError {
 	}{{"account-min-outbound", o.Account.MinOutbound}, {"account-min-domains", o.Account.MinDomains}, {"account-min-networks", o.Account.MinNetworks}, {"account-auth-failures", o.Account.AuthFailures}, {"account-max-users", o.Account.MaxUsers}} {
 		want(c.setting, c.v >= 1, "--%s %d: must be at least 1", c.setting, c.v)
 	}
+	want("storm-window", o.Storm.Window >= time.Minute, "--storm-window %v: must be at least 1m", o.Storm.Window)
+	want("storm-factor", o.Storm.Factor >= 1, "--storm-factor %v: must be at least 1", o.Storm.Factor)
+	want("storm-min-failed", o.Storm.MinFailed >= 1, "--storm-min-failed %d: must be at least 1", o.Storm.MinFailed)
+	want("storm-min-backscatter", o.Storm.MinBackscatter >= 1, "--storm-min-backscatter %d: must be at least 1", o.Storm.MinBackscatter)
 	want("blocklist-window", o.BlocklistWindow >= time.Minute, "--blocklist-window %v: must be at least 1m", o.BlocklistWindow)
 	want("blocklist-receivers", o.BlocklistReceivers >= 1, "--blocklist-receivers %d: must be at least 1", o.BlocklistReceivers)
 	want("blocklist-share", o.BlocklistShare > 0 && o.BlocklistShare <= 1, "--blocklist-share %v: must be in (0, 1]", o.BlocklistShare)

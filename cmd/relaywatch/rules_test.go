@@ -18,6 +18,7 @@ func TestRuleSamplesGolden(t *testing.T) {
 	}{
 		{"postfix", "blocklisted", "blocklisted.log", []string{"--local-domains", "example.org"}, exitFindings},
 		{"postfix", "compromised", "compromised.log", []string{"--local-domains", "example.org"}, exitFindings},
+		{"exim", "backscatter", "backscatter.log", []string{"--local-domains", "example.org", "--fail-on", "warning"}, exitFindings},
 	} {
 		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
 			log := filepath.Join("..", "..", "samples", tc.format, tc.file)
@@ -46,6 +47,9 @@ func TestRuleFlagsChecked(t *testing.T) {
 		{"--account-min-outbound", "0"},
 		{"--account-auth-failures", "0"},
 		{"--account-max-users", "0"},
+		{"--storm-window", "1s"},
+		{"--storm-factor", "0"},
+		{"--storm-min-backscatter", "-1"},
 	} {
 		code, _, errOut := runCmd(t, "", "analyze", tc.flag, tc.value, "-")
 		if code != exitUsage || !strings.Contains(errOut, tc.flag) {
