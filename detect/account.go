@@ -28,8 +28,8 @@ type AccountConfig struct {
 	// Networks are judged against the floor or twice the baseline, not
 	// Factor times it: logins from many networks are suspect in themselves.
 	MinOutbound, MinDomains, MinNetworks int
-	// AuthFailures failed logins for the user within a day before the jump
-	// make it critical. Default 5.
+	// AuthFailures failed logins for the user within Window (a burst), in
+	// the day before the jump, make it critical. Default 5.
 	AuthFailures int
 	// MaxUsers caps the users followed (names are chosen by whoever tries
 	// to log in). Default 10,000.
@@ -74,11 +74,14 @@ type account struct {
 	// once a full window of history exists (a busy sender at the start
 	// of a batch is not a jump).
 	fromStart bool
-	// failures is the count of failed logins since firstFailure (reset
-	// when the last is older than failureMemory); failLine the first.
-	failures    int
-	lastFailure time.Time
-	failLine    string
+	// failTimes are the latest failed logins (at most AuthFailures, a
+	// ring); a burst is AuthFailures of them within Window. burstAt is
+	// the last burst, burstLine its last failure, burstCount its size.
+	failTimes  []time.Time
+	failNext   int
+	burstAt    time.Time
+	burstLine  string
+	burstCount int
 }
 
 type accountRule struct {
@@ -160,17 +163,36 @@ func (r *accountRule) roll(d *Detector, name string, a *account, ws time.Time) {
 	}
 }
 
-// authFailed counts a failed login for a named user.
+// authFailed counts a failed login for a named user. Guessing against
+// real accounts goes on all day on any server on the Internet: only a
+// burst (AuthFailures failures within Window) counts.
 func (r *accountRule) authFailed(d *Detector, e *parsers.Event) {
 	if e.AuthUser == "" {
 		return
 	}
 	a := r.user(d, e.AuthUser, e.Time)
-	if e.Time.Sub(a.lastFailure) > failureMemory {
-		a.failures, a.failLine = 0, strings.Clone(e.Line)
+	if len(a.failTimes) < r.cfg.AuthFailures {
+		a.failTimes = append(a.failTimes, e.Time)
+	} else {
+		a.failTimes[a.failNext] = e.Time
+		a.failNext = (a.failNext + 1) % len(a.failTimes)
 	}
-	a.failures++
-	a.lastFailure = e.Time
+	if len(a.failTimes) < r.cfg.AuthFailures {
+		return
+	}
+	oldest := a.failTimes[a.failNext%len(a.failTimes)]
+	if e.Time.Sub(oldest) > r.cfg.Window {
+		return
+	}
+	if e.Time.Sub(a.burstAt) > r.cfg.Window {
+		a.burstCount = 0 // a new burst
+	}
+	if a.burstCount == 0 {
+		a.burstCount = r.cfg.AuthFailures
+	} else {
+		a.burstCount++
+	}
+	a.burstAt, a.burstLine = e.Time, strings.Clone(e.Line)
 }
 
 // login counts the network an authenticated session came from.
@@ -239,7 +261,7 @@ func (r *accountRule) judge(d *Detector, e *parsers.Event, m *message, a *accoun
 		return
 	}
 	sev := SeverityWarning
-	failed := a.failures >= r.cfg.AuthFailures && e.Time.Sub(a.lastFailure) <= failureMemory
+	failed := a.burstCount > 0 && e.Time.Sub(a.burstAt) <= failureMemory
 	if failed {
 		sev = SeverityCritical
 	}
@@ -253,8 +275,8 @@ func (r *accountRule) judge(d *Detector, e *parsers.Event, m *message, a *accoun
 	f.detail = strings.Join(why, ", ")
 	f.distinct = 0
 	if failed {
-		f.distinct = a.failures
-		f.addEvidence(a.failLine)
+		f.distinct = a.burstCount
+		f.addEvidence(a.burstLine)
 	}
 	if f.program == "" {
 		f.program = strings.Clone(e.Program)
@@ -272,7 +294,7 @@ func (d *Detector) describeAccount(f *Finding) {
 	user := strings.TrimPrefix(f.Key, "user:")
 	f.Summary = fmt.Sprintf("the account %s may be stolen: in %v it shows %s, far above its own baseline", user, f.WindowEnd.Sub(f.WindowStart), f.detail)
 	if f.distinct > 0 {
-		f.Summary += fmt.Sprintf(", after %d failed logins for it", f.distinct)
+		f.Summary += fmt.Sprintf(", after a burst of %d failed logins for it", f.distinct)
 	}
 	f.NextStep = "Lock the account " + user + " (change its password, end its sessions), hold or purge its queued mail, and look for where it logged in from."
 	if a := d.advice(f.program); a != nil && a.Compromised != "" {

@@ -91,7 +91,18 @@ func TestCompromisedAccount(t *testing.T) {
 			f.hour(t0.Add(24*time.Hour), "alice", 400, home, domainsN(120))
 		},
 		want: "compromised-account/user:alice/critical/400",
-		sum:  "after 8 failed logins",
+		sum:  "after a burst of 8 failed logins",
+	}, {
+		name: "guessing all day long (two an hour) is no burst: the jump stays a warning",
+		run: func(t *testing.T, d *Detector, f *accountFeeder) {
+			for h := 0; h < 24; h++ {
+				authFailures(t, d, t0.Add(time.Duration(h)*time.Hour+time.Minute), "alice", 1)
+				authFailures(t, d, t0.Add(time.Duration(h)*time.Hour+31*time.Minute), "alice", 1)
+				f.hour(t0.Add(time.Duration(h)*time.Hour), "alice", 20, home, usual)
+			}
+			f.hour(t0.Add(24*time.Hour), "alice", 400, home, domainsN(120))
+		},
+		want: "compromised-account/user:alice/warning/400",
 	}, {
 		name: "logins from many networks: warning",
 		run: func(t *testing.T, d *Detector, f *accountFeeder) {

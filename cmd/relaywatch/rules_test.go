@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/relaywatch/relaywatch/parsers/parsertest"
+	"github.com/relaywatch/relaywatch/samples/loggen"
 )
 
 // TestRuleSamplesGolden runs analyze over the samples of the rules of
@@ -55,5 +58,50 @@ func TestRuleFlagsChecked(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, tc.flag) {
 			t.Errorf("%s %s: exit %d, stderr %q", tc.flag, tc.value, code, errOut)
 		}
+	}
+}
+
+// TestQuietWeekCalibration: on a generated week of ordinary traffic
+// (diurnal swings, weekend lows, relay probes, password guessing, typed-
+// wrong passwords followed by a login) no rule raises more than info.
+func TestQuietWeekCalibration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates a week of log")
+	}
+	for _, format := range []string{"postfix", "exim"} {
+		t.Run(format, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "week.log")
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := loggen.QuietWeek(80000)
+			write := loggen.Write
+			if format == "exim" {
+				write = loggen.WriteExim
+			}
+			if err := write(f, cfg); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			code, out, errOut := runCmd(t, "", "analyze", "--output", "json", "--year", "2026", "--timezone", "UTC", "--progress", "never", "--local-domains", loggen.LocalDomains, path)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var rep struct {
+				Findings []struct {
+					Rule, Key string
+					Severity  string
+				}
+			}
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range rep.Findings {
+				if f.Severity != "info" {
+					t.Errorf("%s %s: %s on a quiet week", f.Severity, f.Rule, f.Key)
+				}
+			}
+		})
 	}
 }
