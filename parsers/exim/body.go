@@ -388,6 +388,9 @@ func parseEventLine(e *parsers.Event, s string) parsers.Result {
 		// it as a reject, and so do the totals.
 		rest := s[len("SMTP call from "):]
 		d := strings.Index(rest, " dropped: ")
+		if d < 0 {
+			return parsers.Irrelevant // "SMTP call from dropped: " (found by fuzzing)
+		}
 		host, _ := hostValue(rest[:d])
 		setHost(e, host)
 		e.Kind, e.Action, e.Stage = parsers.KindReject, "reject", "CONNECT"
