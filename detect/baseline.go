@@ -48,13 +48,7 @@ func (b *Baseline) noteAccount(name string, mean AccountMeasures, windows int, t
 		return
 	}
 	if len(b.Accounts) >= MaxBaselineRelayers {
-		oldest, oldestT := "", time.Time{}
-		for k, r := range b.Accounts {
-			if oldest == "" || r.LastSeen.Before(oldestT) {
-				oldest, oldestT = k, r.LastSeen
-			}
-		}
-		delete(b.Accounts, oldest)
+		delete(b.Accounts, stalest(b.Accounts, func(r *AccountRecord) time.Time { return r.LastSeen }))
 	}
 	b.Accounts[strings.Clone(name)] = &AccountRecord{Mean: mean, Windows: windows, LastSeen: t}
 }
@@ -114,13 +108,7 @@ func (b *Baseline) seen(key string, t time.Time) (bool, time.Time) {
 		return true, b.FirstEvent
 	}
 	if len(b.Relayers) >= MaxBaselineRelayers {
-		oldest, oldestT := "", time.Time{}
-		for k, r := range b.Relayers {
-			if oldest == "" || r.LastSeen.Before(oldestT) {
-				oldest, oldestT = k, r.LastSeen
-			}
-		}
-		delete(b.Relayers, oldest)
+		delete(b.Relayers, stalest(b.Relayers, func(r *RelayerRecord) time.Time { return r.LastSeen }))
 	}
 	b.Relayers[strings.Clone(key)] = &RelayerRecord{FirstSeen: t, LastSeen: t, Count: 1}
 	return false, b.FirstEvent
@@ -148,4 +136,15 @@ func (b *Baseline) MergeLocalDomains(domains []string) {
 // temporary file is removed and path is untouched.
 func WriteFileAtomic(path string, data []byte) error {
 	return source.WriteFileAtomic(path, data)
+}
+
+// stalest returns the key of m whose record was seen last the longest ago.
+func stalest[V any](m map[string]V, lastSeen func(V) time.Time) string {
+	oldest, oldestT := "", time.Time{}
+	for k, r := range m {
+		if t := lastSeen(r); oldest == "" || t.Before(oldestT) {
+			oldest, oldestT = k, t
+		}
+	}
+	return oldest
 }

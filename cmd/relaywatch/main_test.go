@@ -76,6 +76,10 @@ func TestSamplesGolden(t *testing.T) {
 		{"exchange", "msgtrk-incident", "MSGTRK2026112407-incident.LOG", exchange, exitFindings},
 		{"exchange", "recv-normal", "RECV2026112407-normal.LOG", exchange, exitOK},
 		{"exchange", "recv-incident", "RECV2026112407-incident.LOG", exchange, exitFindings},
+		// The samples of the rules of issue 12.
+		{"postfix", "blocklisted", "blocklisted.log", []string{"--local-domains", "example.org"}, exitFindings},
+		{"postfix", "compromised", "compromised.log", []string{"--local-domains", "example.org"}, exitFindings},
+		{"exim", "backscatter", "backscatter.log", []string{"--local-domains", "example.org", "--fail-on", "warning"}, exitFindings},
 	} {
 		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
 			log := filepath.Join("..", "..", "samples", tc.format, tc.file)

@@ -7,33 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/relaywatch/relaywatch/parsers/parsertest"
 	"github.com/relaywatch/relaywatch/samples/loggen"
 )
-
-// TestRuleSamplesGolden runs analyze over the samples of the rules of
-// issue 12 and compares the JSON report with the golden files.
-func TestRuleSamplesGolden(t *testing.T) {
-	for _, tc := range []struct {
-		format, name, file string
-		extra              []string
-		wantExit           int
-	}{
-		{"postfix", "blocklisted", "blocklisted.log", []string{"--local-domains", "example.org"}, exitFindings},
-		{"postfix", "compromised", "compromised.log", []string{"--local-domains", "example.org"}, exitFindings},
-		{"exim", "backscatter", "backscatter.log", []string{"--local-domains", "example.org", "--fail-on", "warning"}, exitFindings},
-	} {
-		t.Run(tc.format+"/"+tc.name, func(t *testing.T) {
-			log := filepath.Join("..", "..", "samples", tc.format, tc.file)
-			args := append(append([]string{"analyze", "--output", "json"}, sampleArgs...), tc.extra...)
-			code, out, errOut := runCmd(t, "", append(args, log)...)
-			if code != tc.wantExit {
-				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantExit, errOut)
-			}
-			parsertest.Golden(t, filepath.Join("..", "..", "samples", tc.format, tc.name+".expected.json"), out, *update)
-		})
-	}
-}
 
 // TestRuleFlagsChecked: every rule threshold is checked with its setting's
 // name, as watch, analyze and check-config report it.
