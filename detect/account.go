@@ -167,7 +167,7 @@ func (r *accountRule) roll(d *Detector, name string, a *account, ws time.Time) {
 // real accounts goes on all day on any server on the Internet: only a
 // burst (AuthFailures failures within Window) counts.
 func (r *accountRule) authFailed(d *Detector, e *parsers.Event) {
-	if e.AuthUser == "" {
+	if !namedUser(e.AuthUser) {
 		return
 	}
 	a := r.user(d, e.AuthUser, e.Time)
@@ -197,7 +197,7 @@ func (r *accountRule) authFailed(d *Detector, e *parsers.Event) {
 
 // login counts the network an authenticated session came from.
 func (r *accountRule) login(d *Detector, e *parsers.Event, m *message) {
-	if m.authUser == "" || !m.client.IsValid() || m.client.IsLoopback() {
+	if !namedUser(m.authUser) || !m.client.IsValid() || m.client.IsLoopback() {
 		return
 	}
 	a := r.user(d, m.authUser, e.Time)
@@ -220,7 +220,7 @@ func (r *accountRule) login(d *Detector, e *parsers.Event, m *message) {
 
 // delivered counts an outbound delivery of an authenticated user's message.
 func (r *accountRule) delivered(d *Detector, e *parsers.Event, m *message) {
-	if m.submission != SubmissionAuthenticated || m.authUser == "" {
+	if m.submission != SubmissionAuthenticated || !namedUser(m.authUser) {
 		return
 	}
 	a := r.user(d, m.authUser, e.Time)
@@ -301,3 +301,8 @@ func (d *Detector) describeAccount(f *Finding) {
 		f.NextStep = a.ForUser(a.Compromised, user, f.subject)
 	}
 }
+
+// namedUser tells a user name from none: empty, or a placeholder in
+// parentheses for a login whose name the log did not give (Exchange's
+// "(authenticated)"), which would lump many users together.
+func namedUser(name string) bool { return name != "" && name[0] != '(' }

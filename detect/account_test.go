@@ -114,6 +114,15 @@ func TestCompromisedAccount(t *testing.T) {
 		want: "compromised-account/user:alice/warning/20",
 		sum:  "logins from 5 networks",
 	}, {
+		name: "a placeholder for an unnamed login is not a user",
+		run: func(t *testing.T, d *Detector, f *accountFeeder) {
+			for h := 0; h < 24; h++ {
+				f.hour(t0.Add(time.Duration(h)*time.Hour), "(authenticated)", 20, home, usual)
+			}
+			f.hour(t0.Add(24*time.Hour), "(authenticated)", 400, home, domainsN(120))
+		},
+		want: "",
+	}, {
 		name: "a busy sender at the start of a batch is not a jump",
 		run: func(t *testing.T, d *Detector, f *accountFeeder) {
 			for h := 0; h < 3; h++ {
