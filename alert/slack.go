@@ -37,6 +37,19 @@ func ruleWords(a *Alert) string {
 		return "a client relays through " + host + " for the first time"
 	case detect.RuleOutboundSpike:
 		return "outbound mail from " + host + " jumped"
+	case detect.RuleQueueStorm:
+		return "failed deliveries or backscatter fill the queue of " + host
+	case detect.RuleCompromisedAccount:
+		return "an account on " + host + " may be stolen"
+	case detect.RuleBlocklisted:
+		return "receivers refuse mail from " + host + " citing a blocklist"
+	case detect.RuleRelayTrick:
+		return host + " accepted a relay trick (percent hack, bang path, source route)"
+	case detect.RuleRelayProbing:
+		if a.Severity == detect.SeverityCritical {
+			return "a client refused relaying before is now relaying through " + host
+		}
+		return "someone is testing whether " + host + " is an open relay"
 	}
 	return a.Rule + " on " + host
 }

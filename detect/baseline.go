@@ -26,6 +26,31 @@ type Baseline struct {
 	FirstEvent   time.Time                 `json:"first_event,omitzero"`
 	Relayers     map[string]*RelayerRecord `json:"relayers"`
 	LocalDomains []string                  `json:"local_domains,omitempty"`
+	// Accounts are the authenticated users' baselines (compromised-account).
+	Accounts map[string]*AccountRecord `json:"accounts,omitempty"`
+}
+
+// AccountRecord is one authenticated user's learned baseline.
+type AccountRecord struct {
+	Mean     AccountMeasures `json:"mean"`
+	Windows  int             `json:"windows"`
+	LastSeen time.Time       `json:"last_seen"`
+}
+
+// noteAccount records a user's baseline after a window, bounded like the
+// relayers (the stalest forgotten).
+func (b *Baseline) noteAccount(name string, mean AccountMeasures, windows int, t time.Time) {
+	if b.Accounts == nil {
+		b.Accounts = map[string]*AccountRecord{}
+	}
+	if r, ok := b.Accounts[name]; ok {
+		r.Mean, r.Windows, r.LastSeen = mean, windows, t
+		return
+	}
+	if len(b.Accounts) >= MaxBaselineRelayers {
+		delete(b.Accounts, stalest(b.Accounts, func(r *AccountRecord) time.Time { return r.LastSeen }))
+	}
+	b.Accounts[strings.Clone(name)] = &AccountRecord{Mean: mean, Windows: windows, LastSeen: t}
 }
 
 // RelayerRecord is one relaying client ("client:10.0.0.5") or user ("user:alice").
@@ -83,13 +108,7 @@ func (b *Baseline) seen(key string, t time.Time) (bool, time.Time) {
 		return true, b.FirstEvent
 	}
 	if len(b.Relayers) >= MaxBaselineRelayers {
-		oldest, oldestT := "", time.Time{}
-		for k, r := range b.Relayers {
-			if oldest == "" || r.LastSeen.Before(oldestT) {
-				oldest, oldestT = k, r.LastSeen
-			}
-		}
-		delete(b.Relayers, oldest)
+		delete(b.Relayers, stalest(b.Relayers, func(r *RelayerRecord) time.Time { return r.LastSeen }))
 	}
 	b.Relayers[strings.Clone(key)] = &RelayerRecord{FirstSeen: t, LastSeen: t, Count: 1}
 	return false, b.FirstEvent
@@ -117,4 +136,15 @@ func (b *Baseline) MergeLocalDomains(domains []string) {
 // temporary file is removed and path is untouched.
 func WriteFileAtomic(path string, data []byte) error {
 	return source.WriteFileAtomic(path, data)
+}
+
+// stalest returns the key of m whose record was seen last the longest ago.
+func stalest[V any](m map[string]V, lastSeen func(V) time.Time) string {
+	oldest, oldestT := "", time.Time{}
+	for k, r := range m {
+		if t := lastSeen(r); oldest == "" || t.Before(oldestT) {
+			oldest, oldestT = k, t
+		}
+	}
+	return oldest
 }

@@ -80,6 +80,14 @@ type Config struct {
 	MinRelayed int
 	// Spike configures the outbound-spike rule.
 	Spike SpikeConfig
+	// Probing configures the relay-probing rule.
+	Probing ProbingConfig
+	// Blocklist configures the blocklisted rule.
+	Blocklist BlocklistConfig
+	// Account configures the compromised-account rule.
+	Account AccountConfig
+	// Storm configures the queue-storm rule.
+	Storm StormConfig
 	// WarnNewRelayers raises a warning when a trusted client or an
 	// authenticated user relays for the first time (against Baseline).
 	WarnNewRelayers bool
@@ -148,6 +156,10 @@ type Detector struct {
 	findings       *findingStore
 	clock          eventClock
 	spike          *spikeRule
+	probing        *probingRule
+	blocklist      *blocklistRule
+	account        *accountRule
+	storm          *stormRule
 	hourly         map[int64]uint64 // outbound deliveries by Unix hour
 	names          interner         // host and instance names
 	stats          Stats
@@ -185,6 +197,8 @@ const (
 	countedUnknown
 	countedNewRelayer
 	countedIncident
+	countedProbe
+	countedTrick
 )
 
 // New returns a detector.
@@ -226,20 +240,41 @@ func New(cfg Config) (*Detector, error) {
 	if err != nil {
 		return nil, err
 	}
+	pr, err := newProbingRule(cfg.Probing)
+	if err != nil {
+		return nil, err
+	}
+	bl, err := newBlocklistRule(cfg.Blocklist)
+	if err != nil {
+		return nil, err
+	}
+	ar, err := newAccountRule(cfg.Account)
+	if err != nil {
+		return nil, err
+	}
+	st, err := newStormRule(cfg.Storm)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Storm = st.cfg
 	d := &Detector{
-		cfg:      cfg,
-		policy:   cfg.Policy,
-		msgs:     newLRU[msgKey, *message](cfg.MaxMessages),
-		pending:  newLRU[msgKey, *pendingParent](maxPendingParents),
-		copies:   newLRU[msgKey, *message](maxCopies),
-		linked:   newLRU[msgKey, struct{}](maxLinked),
-		relayers: newLRU[string, *relayer](cfg.MaxFindings),
-		causes:   newLRU[findingKey, *spikeCause](cfg.MaxFindings),
-		seed:     maphash.MakeSeed(),
-		findings: newFindingStore(cfg.MaxFindings, cfg.EpisodeGap),
-		clock:    eventClock{window: cfg.ClockWindow, confirm: cfg.ClockConfirm},
-		spike:    sr,
-		hourly:   map[int64]uint64{},
+		storm:     st,
+		account:   ar,
+		probing:   pr,
+		blocklist: bl,
+		cfg:       cfg,
+		policy:    cfg.Policy,
+		msgs:      newLRU[msgKey, *message](cfg.MaxMessages),
+		pending:   newLRU[msgKey, *pendingParent](maxPendingParents),
+		copies:    newLRU[msgKey, *message](maxCopies),
+		linked:    newLRU[msgKey, struct{}](maxLinked),
+		relayers:  newLRU[string, *relayer](cfg.MaxFindings),
+		causes:    newLRU[findingKey, *spikeCause](cfg.MaxFindings),
+		seed:      maphash.MakeSeed(),
+		findings:  newFindingStore(cfg.MaxFindings, cfg.EpisodeGap),
+		clock:     eventClock{window: cfg.ClockWindow, confirm: cfg.ClockConfirm},
+		spike:     sr,
+		hourly:    map[int64]uint64{},
 	}
 	d.findings.onEnd = d.episodeEnded
 	return d, nil
@@ -317,6 +352,7 @@ func (d *Detector) Handle(e *parsers.Event) {
 		m.setSender(e)
 		m.addEvidence(e.Line)
 		d.mayBeCopy(e, m)
+		d.account.login(d, e, m)
 	case parsers.KindPickup:
 		m := d.message(e, true)
 		m.submission = SubmissionLocal
@@ -344,6 +380,13 @@ func (d *Detector) Handle(e *parsers.Event) {
 			// The server relays for this domain (Postfix relay_recipient_maps).
 			d.policy.LearnLocalDomain(Domain(e.To))
 		}
+		if e.RelayDenied {
+			d.probing.refused(d, e)
+		}
+	case parsers.KindAuthFailure:
+		d.account.authFailed(d, e)
+	case parsers.KindExpired:
+		d.storm.expired(d, e)
 	case parsers.KindRedirect:
 		d.message(e, false).addRedirect(e.To, e.OrigTo)
 	case parsers.KindRemoved:
@@ -549,6 +592,8 @@ func (d *Detector) delivery(e *parsers.Event) {
 func (d *Detector) judge(e *parsers.Event, m *message) {
 	class, domain := d.classifyDelivery(e, m)
 	d.countDelivery(class, e.Status)
+	d.relayTrickAccepted(e, m, class)
+	d.blocklist.delivered(d, e, class)
 	switch class {
 	case DeliveryLocal:
 		if e.Status == parsers.StatusSent && domain != "" {
@@ -565,6 +610,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 		if !(e.Status == parsers.StatusDeferred && m.deferred) {
 			d.spike.countForwarded(d, e, m)
 		}
+		d.storm.delivered(d, e, m, class, !(e.Status == parsers.StatusDeferred && m.deferred))
 		if e.Status == parsers.StatusDeferred {
 			m.deferred = true
 		}
@@ -572,6 +618,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 	}
 	// Outbound.
 	firstAttempt := !(e.Status == parsers.StatusDeferred && m.deferred)
+	d.storm.delivered(d, e, m, class, firstAttempt)
 	if e.Status == parsers.StatusDeferred {
 		m.deferred = true
 	}
@@ -581,10 +628,12 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 	case !m.submission.MayRelay():
 		d.stats.RelayedByStranger++
 		d.relayedByStranger(e, m)
+		d.probing.delivered(d, e, m)
 	case d.cfg.WarnNewRelayers:
 		d.newRelayer(e, m)
 	}
 	if firstAttempt && !d.clock.isAhead {
+		d.account.delivered(d, e, m)
 		d.spike.count(d, e, m)
 		h := e.Time.Unix() / 3600
 		if _, ok := d.hourly[h]; ok || len(d.hourly) < maxHours {
@@ -747,6 +796,16 @@ func (d *Detector) describe(f *Finding) {
 	case f.Rule == RuleUnknownRelayingClient:
 		f.Summary = fmt.Sprintf("%s relays to foreign domains for the first time since the baseline began", key)
 		f.NextStep = "Confirm with the owner of " + key + " that this mail is expected; if the account or host is compromised, disable it and purge its queued messages."
+	case f.Rule == RuleQueueStorm:
+		d.describeStorm(f)
+	case f.Rule == RuleCompromisedAccount:
+		d.describeAccount(f)
+	case f.Rule == RuleBlocklisted:
+		d.describeBlocklist(f)
+	case f.Rule == RuleRelayTrick:
+		d.describeTrick(f)
+	case f.Rule == RuleRelayProbing:
+		d.probing.describe(d, f)
 	case f.Rule == RuleOutboundSpike:
 		d.spike.describe(f)
 		if a := d.advice(d.mta); a != nil {

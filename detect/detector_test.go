@@ -112,7 +112,7 @@ func TestRelayRules(t *testing.T) {
 		{"trusted network", msg(t0, "7F3A0C1D01", "10.1.2.3", "", "app@example.org", "a@gmail.test"), ""},
 		{"known client", msg(t0, "7F3A0C1D01", "192.0.2.50", "", "crm@partner.test", "a@gmail.test"), ""},
 		{"inbound", msg(t0, "7F3A0C1D01", "203.0.113.5", "", "news@partner.test", "bob@example.org"), ""},
-		{"percent hack", percentHack, "foreign-to-foreign/203.0.113.9/critical/1 unknown-relaying-client/203.0.113.9/critical/1"},
+		{"percent hack", percentHack, "foreign-to-foreign/203.0.113.9/critical/1 relay-trick-accepted/203.0.113.9/critical/1 unknown-relaying-client/203.0.113.9/critical/1"},
 		{"inbound through a content filter", viaFilter("203.0.113.7", "news@partner.test", "bob@example.org"), ""},
 		{"relay through a content filter counts once", viaFilter("203.0.113.7", "spam@bulk.example", "v@gmail.test"),
 			"foreign-to-foreign/203.0.113.7/critical/1 unknown-relaying-client/203.0.113.7/critical/1"},

@@ -52,7 +52,12 @@ const (
 	RuleForeignToForeign      = "foreign-to-foreign"
 	RuleUnknownRelayingClient = "unknown-relaying-client"
 	RuleOutboundSpike         = "outbound-spike"
+	RuleRelayProbing          = "relay-probing"
 )
+
+// Rules lists every rule id, in the README's order (for metrics that
+// report each rule, even at zero).
+var Rules = []string{RuleForeignToForeign, RuleUnknownRelayingClient, RuleOutboundSpike, RuleRelayProbing, RuleRelayTrick, RuleBlocklisted, RuleCompromisedAccount, RuleQueueStorm}
 
 // MaxEvidence is the number of log lines a finding keeps.
 const MaxEvidence = 5
@@ -89,6 +94,13 @@ type Finding struct {
 
 	// subject names the client in the summary ("unknown[192.0.2.1]").
 	subject string
+	// distinct is a rule's count of distinct things in the episode
+	// (probing clients, receiving domains); program is the MTA that
+	// logged the evidence, for its advice.
+	distinct int
+	program  string
+	// detail is a rule's extra words for its summary.
+	detail string
 	// What OnFinding was last told, so that it hears of growth, not of
 	// every event.
 	notifiedCount  int

@@ -215,6 +215,13 @@ func (d *Detector) Incidents() []Incident {
 			add(client, f)
 		}
 	}
+	for i := range fs {
+		if f := &fs[i]; joinsIncident(f) {
+			if _, ok := byClient[f.Key]; ok {
+				add(f.Key, f)
+			}
+		}
+	}
 	out := make([]Incident, 0, len(order))
 	for _, client := range order {
 		in := byClient[client]

@@ -35,15 +35,7 @@ func (f *spikeFeeder) window(start time.Time, client, user string, n int) {
 	}
 }
 
-func spikeFindings(d *Detector) []Finding {
-	var out []Finding
-	for _, f := range d.Findings() {
-		if f.Rule == RuleOutboundSpike {
-			out = append(out, f)
-		}
-	}
-	return out
-}
+func spikeFindings(d *Detector) []Finding { return ruleFindings(d, RuleOutboundSpike) }
 
 func TestSpikeQuietOnSteadyTraffic(t *testing.T) {
 	d := newDetector(t, Config{})

@@ -17,6 +17,24 @@ type Advice struct {
 	FindOut string
 	// Spike says how to see who is sending and stop a compromised sender.
 	Spike string
+	// Probing says what to do while clients are refused relaying (CLIENT:
+	// one of them).
+	Probing string
+	// ProbeAccepted says what to do when a client that was refused relaying
+	// is later accepted for a foreign recipient: the relay just opened.
+	ProbeAccepted string
+	// RelayTrick says how to stop accepting recipients in routing syntax
+	// (percent hack, bang path, source route, quoted local part).
+	RelayTrick string
+	// Blocklisted says how to find what got the server listed, before
+	// asking for delisting (detect adds the list's delisting page).
+	Blocklisted string
+	// Compromised says how to lock an authenticated account (USER) and
+	// purge what it queued.
+	Compromised string
+	// QueueStorm says how to see what fills the queue with deferred and
+	// bounced mail or backscatter.
+	QueueStorm string
 }
 
 // For returns a text of the advice with CLIENT replaced by client and
@@ -31,6 +49,16 @@ func (a *Advice) For(text, client, sender string) string {
 		text = strings.ReplaceAll(text, "SENDER", sender)
 	}
 	return text
+}
+
+// ForUser returns a text of the advice with USER replaced by an
+// authenticated user's name and SENDER by its envelope sender, under the
+// same rule as For.
+func (a *Advice) ForUser(text, user, sender string) string {
+	if shellSafe(user) {
+		text = strings.ReplaceAll(text, "USER", user)
+	}
+	return a.For(text, "", sender)
 }
 
 func shellSafe(s string) bool {

@@ -167,7 +167,12 @@ type Event struct {
 	// RelayDomain is set on a reject that proves the recipient's domain is
 	// one this server relays for (a gateway or backup MX): Postfix's "User
 	// unknown in relay recipient table".
-	RelayDomain bool   `json:"relay_domain,omitempty"`
+	RelayDomain bool `json:"relay_domain,omitempty"`
+	// RelayDenied is set on a reject that refused a recipient because the
+	// client may not relay to its domain (Postfix "Relay access denied",
+	// Exim "relay not permitted", Exchange "5.7.54 ... Unable to relay",
+	// Sendmail-style "Relaying denied").
+	RelayDenied bool   `json:"relay_denied,omitempty"`
 	Relay       string `json:"relay,omitempty"`
 	Delay       string `json:"delay,omitempty"`
 	Status      Status `json:"status,omitempty"`

@@ -49,6 +49,8 @@ type policyOptions struct {
 	MaxFindings     int
 	ClockWindow     time.Duration
 	ClockConfirm    int
+	// The rules of issue 12 (rules.go registers their flags).
+	rules ruleOptions
 	// The MTA's own configuration (paths; "" for none).
 	PostfixConfig  string
 	EximConfig     string
@@ -78,6 +80,7 @@ func (o *policyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.MaxFindings, "max-findings", 10000, "findings (rule and key) kept in memory; the stalest is forgotten beyond it, never a new one")
 	fs.DurationVar(&o.ClockWindow, "clock-window", detect.DefaultClockWindow, "a line dated further ahead of event time does not move it until --clock-confirm lines in a row agree")
 	fs.IntVar(&o.ClockConfirm, "clock-confirm", detect.DefaultClockConfirm, "consecutive lines beyond --clock-window (from two hosts when the log has several) that step event time")
+	o.rules.addFlags(fs)
 }
 
 // detector builds the detector and the baseline from the options; alerts
@@ -112,6 +115,7 @@ func (o *policyOptions) detector(alerts *alerting) (*detect.Detector, *detect.Ba
 			Window: o.SpikeWindow, Factor: o.SpikeFactor, Min: o.SpikeMin, Alpha: o.SpikeAlpha,
 		},
 	}
+	o.rules.configure(&cfg)
 	if alerts != nil {
 		alerts.configure(&cfg)
 	}

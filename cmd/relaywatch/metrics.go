@@ -119,7 +119,7 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descRelayed, prometheus.CounterValue, float64(m.stats.RelayedByStranger))
-	for _, rule := range []string{detect.RuleForeignToForeign, detect.RuleUnknownRelayingClient, detect.RuleOutboundSpike} {
+	for _, rule := range detect.Rules {
 		for _, sev := range []detect.Severity{detect.SeverityInfo, detect.SeverityWarning, detect.SeverityCritical} {
 			n, fired, active := 0, m.fired[[2]string{rule, sev.String()}], 0
 			for _, f := range m.findings {

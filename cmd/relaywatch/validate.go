@@ -71,6 +71,7 @@ func (o *policyOptions) check() []settingError {
 	positive("max-findings", o.MaxFindings >= 10, "--max-findings %d: must be at least 10", o.MaxFindings)
 	positive("clock-window", o.ClockWindow >= time.Second, "--clock-window %v: must be at least 1s", o.ClockWindow)
 	positive("clock-confirm", o.ClockConfirm >= 1, "--clock-confirm %d: must be at least 1", o.ClockConfirm)
+	errs = append(errs, o.rules.check()...)
 	// The MTA configurations, each read as at start.
 	for _, c := range []struct {
 		setting string

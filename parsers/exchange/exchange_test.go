@@ -165,7 +165,7 @@ func TestSMTPReceiveSessions(t *testing.T) {
 		"kind=connect client_ip=192.0.2.9 detail=EX01\\Anon",
 		`kind=accept queue_id=S1-1 client_ip=203.0.113.66 helo=bulk-sender.example from=<spam@bulk.example> detail="EX01\\Anon (anonymous session with SMTPAcceptAnyRecipient)"`,
 		`kind=delivery queue_id=S1-1 to=v1@gmail.test status=accepted code=250 reply="250 2.1.5 Recipient OK"`,
-		`kind=reject client_ip=192.0.2.9 helo=mx.fabrikam.example from=<x@fabrikam.example> to=v@gmail.test dsn=5.7.54 code=550 action=reject stage=RCPT reply="550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"`,
+		`kind=reject client_ip=192.0.2.9 helo=mx.fabrikam.example from=<x@fabrikam.example> to=v@gmail.test relay_denied=true dsn=5.7.54 code=550 action=reject stage=RCPT reply="550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"`,
 		`kind=delivery queue_id=S1-1 to=v2@yahoo.test status=accepted code=250 reply="250 2.1.5 Recipient OK"`,
 		"kind=connect client_ip=198.18.0.5 detail=EX01\\Client",
 		`kind=auth-failure client_ip=198.18.0.5 auth_method=LOGIN reply="Inbound AUTH LOGIN failed because of LogonDenied"`,

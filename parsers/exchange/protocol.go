@@ -23,10 +23,16 @@ func SMTPReceive() parsers.Format {
 
 // Advice is the next step for relaying on an Exchange server.
 var Advice = parsers.Advice{
-	MTA:        "Exchange",
-	CloseRelay: "Close the open relay now: find the receive connector that let CLIENT relay (Get-ReceiveConnector | Get-ADPermission | Where-Object { $_.ExtendedRights -like '*ms-Exch-SMTP-Accept-Any-Recipient*' -and $_.User -like '*ANONYMOUS LOGON*' }) and remove that permission (Remove-ADPermission), or narrow its RemoteIPRanges to the hosts that may relay. Block CLIENT at the firewall, remove its queued spam (Get-Queue; Get-Message -Filter \"FromAddress -eq 'SENDER'\" | Remove-Message -WithNDR $false), then check this server's IP on the blocklists.",
-	FindOut:    "Find out why CLIENT may relay: Get-ReceiveConnector | Format-List Name,RemoteIPRanges,PermissionGroups, and check which connector grants ms-Exch-SMTP-Accept-Any-Recipient to Anonymous Logon. If the client is legitimate, give it a dedicated relay connector limited to its address (and --known-clients); if not, remove the permission, block CLIENT and remove its messages (Get-Queue; Get-Message | Remove-Message).",
-	Spike:      "See who is sending (Get-Queue; Get-Message -Queue QUEUE | Group-Object FromAddress). If a mailbox is compromised, disable it and reset its password; if a host, block it; then suspend or remove its queued mail (Suspend-Message / Remove-Message).",
+	MTA:           "Exchange",
+	CloseRelay:    "Close the open relay now: find the receive connector that let CLIENT relay (Get-ReceiveConnector | Get-ADPermission | Where-Object { $_.ExtendedRights -like '*ms-Exch-SMTP-Accept-Any-Recipient*' -and $_.User -like '*ANONYMOUS LOGON*' }) and remove that permission (Remove-ADPermission), or narrow its RemoteIPRanges to the hosts that may relay. Block CLIENT at the firewall, remove its queued spam (Get-Queue; Get-Message -Filter \"FromAddress -eq 'SENDER'\" | Remove-Message -WithNDR $false), then check this server's IP on the blocklists.",
+	FindOut:       "Find out why CLIENT may relay: Get-ReceiveConnector | Format-List Name,RemoteIPRanges,PermissionGroups, and check which connector grants ms-Exch-SMTP-Accept-Any-Recipient to Anonymous Logon. If the client is legitimate, give it a dedicated relay connector limited to its address (and --known-clients); if not, remove the permission, block CLIENT and remove its messages (Get-Queue; Get-Message | Remove-Message).",
+	Spike:         "See who is sending (Get-Queue; Get-Message -Queue QUEUE | Group-Object FromAddress). If a mailbox is compromised, disable it and reset its password; if a host, block it; then suspend or remove its queued mail (Suspend-Message / Remove-Message).",
+	Probing:       "Nothing got through: every attempt was refused (550 5.7.54 Unable to relay). Keep it that way: no receive connector may grant ms-Exch-SMTP-Accept-Any-Recipient to Anonymous Logon for more than your own relay hosts. A persistent scanner can be blocked at the firewall.",
+	ProbeAccepted: "A client that was refused relaying is now accepted for a foreign recipient: a change opened the relay. Find the receive connector that now grants ms-Exch-SMTP-Accept-Any-Recipient to Anonymous Logon (Get-ReceiveConnector | Get-ADPermission) and remove it (Remove-ADPermission), block CLIENT, and remove its queued mail (Get-Queue; Get-Message | Remove-Message).",
+	RelayTrick:    "A recipient in routing syntax was accepted: check the receive connector that accepted it (Get-ReceiveConnector | Format-List Name,PermissionGroups,RemoteIPRanges) and the transport rules that rewrite recipients, remove the accepted mail (Get-Message | Remove-Message), and test with relaywatch probe.",
+	Blocklisted:   "Find and stop what got the server listed first (Get-MessageTrackingLog -EventId SEND -Start (Get-Date).AddHours(-6) | Group-Object Sender | Sort-Object Count -Descending; Get-Queue), remove the spam (Remove-Message), then ask for delisting.",
+	Compromised:   "Lock the mailbox USER now (reset its password, Set-CASMailbox -SmtpClientAuthenticationDisabled $true, revoke its sessions), remove its queued mail (Get-Message -Filter \"FromAddress -eq 'SENDER'\" | Remove-Message -WithNDR $false), and review its inbox rules for forwarding.",
+	QueueStorm:    "See what fills the queues (Get-Queue | Sort-Object MessageCount -Descending; Get-Message -Queue QUEUE | Group-Object FromAddress): a compromised mailbox, a relayed spam run or backscatter. Remove the junk (Remove-Message), and enable recipient filtering so unknown recipients are refused at RCPT.",
 }
 
 // ownsProgram tells the Program of Exchange's events.
@@ -268,6 +274,7 @@ func (p *SMTPProtocolParser) reply(dst []parsers.Event, base parsers.Event, s *s
 			if f := strings.Fields(data); len(f) > 1 && strings.Count(f[1], ".") == 2 {
 				e.DSN = f[1]
 			}
+			e.RelayDenied = e.DSN == "5.7.54" || strings.Contains(data, "Unable to relay")
 			return append(dst, e), parsers.Parsed
 		}
 	case "AUTH":

@@ -388,6 +388,9 @@ func parseEventLine(e *parsers.Event, s string) parsers.Result {
 		// it as a reject, and so do the totals.
 		rest := s[len("SMTP call from "):]
 		d := strings.Index(rest, " dropped: ")
+		if d < 0 {
+			return parsers.Irrelevant // "SMTP call from dropped: " (found by fuzzing)
+		}
 		host, _ := hostValue(rest[:d])
 		setHost(e, host)
 		e.Kind, e.Action, e.Stage = parsers.KindReject, "reject", "CONNECT"
@@ -511,5 +514,8 @@ func parseEventLine(e *parsers.Event, s string) parsers.Result {
 	}
 	e.Reply = strings.Trim(reason, "\"")
 	e.Code = replyCodeIn(e.Reply)
+	// The default configuration's "relay not permitted"; "Relaying
+	// denied" is the Sendmail wording some ACLs copy.
+	e.RelayDenied = e.Stage == "RCPT" && (strings.HasSuffix(e.Reply, "relay not permitted") || strings.Contains(e.Reply, "Relaying denied"))
 	return parsers.Parsed
 }

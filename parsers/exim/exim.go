@@ -37,10 +37,16 @@ func Format() parsers.Format {
 
 // Advice is the next step for relaying on an Exim server.
 var Advice = parsers.Advice{
-	MTA:        "Exim",
-	CloseRelay: "Close the open relay now: relay_from_hosts must list only your own hosts, and acl_smtp_rcpt must deny recipients outside +local_domains and +relay_to_domains unless the client is in +relay_from_hosts or authenticated (exim -bP relay_from_hosts acl_smtp_rcpt; exim -bh CLIENT to test). Block CLIENT at the firewall, purge its queued spam (exiqgrep -i -f SENDER | xargs exim -Mrm, or exim -bp and exim -Mrm ID), then check this server's IP on the blocklists.",
-	FindOut:    "Find out why CLIENT may relay: exim -bh CLIENT shows the ACL's verdict; check relay_from_hosts and acl_smtp_rcpt. If the client is legitimate, add it to relay_from_hosts (and to --known-clients); if not, close the relay, block CLIENT and purge its messages (exim -bp; exiqgrep -i -f SENDER | xargs exim -Mrm).",
-	Spike:      "See who is sending (exim -bp | exiqsumm; exiwhat). If an account is compromised, disable it and reset its password; if a host, block it; then freeze or remove its queued mail (exiqgrep -i -f SENDER | xargs exim -Mf / -Mrm).",
+	MTA:           "Exim",
+	CloseRelay:    "Close the open relay now: relay_from_hosts must list only your own hosts, and acl_smtp_rcpt must deny recipients outside +local_domains and +relay_to_domains unless the client is in +relay_from_hosts or authenticated (exim -bP relay_from_hosts acl_smtp_rcpt; exim -bh CLIENT to test). Block CLIENT at the firewall, purge its queued spam (exiqgrep -i -f SENDER | xargs exim -Mrm, or exim -bp and exim -Mrm ID), then check this server's IP on the blocklists.",
+	FindOut:       "Find out why CLIENT may relay: exim -bh CLIENT shows the ACL's verdict; check relay_from_hosts and acl_smtp_rcpt. If the client is legitimate, add it to relay_from_hosts (and to --known-clients); if not, close the relay, block CLIENT and purge its messages (exim -bp; exiqgrep -i -f SENDER | xargs exim -Mrm).",
+	Spike:         "See who is sending (exim -bp | exiqsumm; exiwhat). If an account is compromised, disable it and reset its password; if a host, block it; then freeze or remove its queued mail (exiqgrep -i -f SENDER | xargs exim -Mf / -Mrm).",
+	Probing:       "Nothing got through: every attempt was refused (relay not permitted). Keep it that way: acl_smtp_rcpt must keep its 'require message = relay not permitted' for domains outside +local_domains and +relay_to_domains (exim -bh with a scanner's address to test). A persistent scanner can be blocked (fail2ban's exim jail, or the firewall).",
+	ProbeAccepted: "A client that was refused relaying is now accepted for a foreign recipient: a change opened the relay. Restore relay_from_hosts and the relay check in acl_smtp_rcpt now (exim -bP relay_from_hosts acl_smtp_rcpt; exim -bh CLIENT), block CLIENT, freeze and remove its queued mail (exim -bp; exim -Mf ID; exim -Mrm ID).",
+	RelayTrick:    "Stop routing in the local part: remove the domains from percent_hack_domains (exim -bP percent_hack_domains) and keep the 'relay not permitted' check in acl_smtp_rcpt; remove what CLIENT queued (exim -bp; exim -Mrm ID). Test with relaywatch probe.",
+	Blocklisted:   "Find and stop what got the server listed first (exim -bp | exiqsumm; eximstats on today's log; A= users far above their usual volume), remove the spam (exiqgrep -i -f SENDER | xargs exim -Mrm), then ask for delisting.",
+	Compromised:   "Lock the account USER now (change its password, disable it in the authenticators' backend), freeze and remove its queued mail (exiqgrep -i -f SENDER | xargs exim -Mf, then exim -Mrm), and add a ratelimit condition per $authenticated_id in acl_smtp_rcpt.",
+	QueueStorm:    "See what fills the queue (exim -bp | exiqsumm; exiqgrep -z for frozen bounces): a compromised sender, a relayed spam run or backscatter. Remove the junk (exiqgrep -i -f '<>' | xargs exim -Mrm for backscatter), and reject unknown recipients at RCPT (verify = recipient) so no bounce is ever owed.",
 }
 
 // Parser parses the lines of one Exim log stream.

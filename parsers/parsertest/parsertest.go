@@ -50,6 +50,9 @@ func Summary(e parsers.Event) string {
 	if e.RelayDomain {
 		add("relay_domain", "true")
 	}
+	if e.RelayDenied {
+		add("relay_denied", "true")
+	}
 	add("relay", e.Relay)
 	add("delay", e.Delay)
 	add("status", e.Status.String())

@@ -202,6 +202,7 @@ func parseActionLine(e *parsers.Event, qid, rest string) (parsers.Result, bool) 
 	r = strings.TrimPrefix(r, ": ")
 	e.Code, e.DSN, e.Reply = replyCode(r)
 	e.RelayDomain = e.To != "" && strings.HasSuffix(e.Reply, "User unknown in relay recipient table")
+	e.RelayDenied = e.Stage == "RCPT" && strings.HasSuffix(e.Reply, ": Relay access denied")
 	return parsers.Parsed, true
 }
 

@@ -35,10 +35,16 @@ func Format() parsers.Format {
 
 // Advice is the next step for relaying on a Postfix server.
 var Advice = parsers.Advice{
-	MTA:        "Postfix",
-	CloseRelay: "Close the open relay now: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, and a mynetworks as narrow as your own hosts (postconf -n | grep -E 'mynetworks|relay'; postfix reload). Block CLIENT at the firewall, purge its queued spam (postqueue -j | jq -r 'select(.client_address == \"CLIENT\") | .queue_id' | postsuper -d -, or postqueue -p and postsuper -d QUEUEID), then check this server's IP on the blocklists.",
-	FindOut:    "Find out why CLIENT may relay: postconf smtpd_relay_restrictions smtpd_recipient_restrictions mynetworks. If the client is legitimate, add it to mynetworks (and to --known-clients); if not, close the relay, block CLIENT and purge its messages (postqueue -p; postsuper -d QUEUEID).",
-	Spike:      "See who is sending (postqueue -p | tail; qshape deferred). If an account is compromised, disable it and reset its password; if a host, block it; then hold or purge its queued mail (postsuper -h / -d QUEUEID).",
+	MTA:           "Postfix",
+	CloseRelay:    "Close the open relay now: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, and a mynetworks as narrow as your own hosts (postconf -n | grep -E 'mynetworks|relay'; postfix reload). Block CLIENT at the firewall, purge its queued spam (postqueue -j | jq -r 'select(.client_address == \"CLIENT\") | .queue_id' | postsuper -d -, or postqueue -p and postsuper -d QUEUEID), then check this server's IP on the blocklists.",
+	FindOut:       "Find out why CLIENT may relay: postconf smtpd_relay_restrictions smtpd_recipient_restrictions mynetworks. If the client is legitimate, add it to mynetworks (and to --known-clients); if not, close the relay, block CLIENT and purge its messages (postqueue -p; postsuper -d QUEUEID).",
+	Spike:         "See who is sending (postqueue -p | tail; qshape deferred). If an account is compromised, disable it and reset its password; if a host, block it; then hold or purge its queued mail (postsuper -h / -d QUEUEID).",
+	Probing:       "Nothing got through: every attempt was refused (Relay access denied). Keep it that way: smtpd_relay_restrictions must keep reject_unauth_destination (postconf smtpd_relay_restrictions). A persistent scanner can be blocked (fail2ban's postfix jail, postscreen, or the firewall).",
+	ProbeAccepted: "A client that was refused relaying is now accepted for a foreign recipient: a change opened the relay. Restore smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination and a narrow mynetworks now (postconf -n | grep -E 'mynetworks|relay'; postfix reload), block CLIENT, hold and purge its queued mail (postqueue -j | jq -r 'select(.client_address == \"CLIENT\") | .queue_id' | postsuper -d -).",
+	RelayTrick:    "Stop routing in the local part: set allow_percent_hack = no and swap_bangpath = no (postconf -e; postfix reload), keep reject_unauth_destination in smtpd_relay_restrictions, and purge what CLIENT queued (postqueue -p; postsuper -d QUEUEID). Test with relaywatch probe.",
+	Blocklisted:   "Find and stop what got the server listed first (qshape deferred; postqueue -p; grep sasl_username in the log for a sender far above its usual volume), purge the spam (postsuper -d), then ask for delisting.",
+	Compromised:   "Lock the account USER now (change its password; in Dovecot/Cyrus SASL disable it), hold or purge its queued mail (postqueue -j | jq -r 'select(.sender == \"SENDER\") | .queue_id' | postsuper -h -, then postsuper -d), and consider smtpd_client_message_rate_limit and a per-user rate limit (policyd).",
+	QueueStorm:    "See what fills the queue (qshape deferred; qshape -s deferred; postqueue -p | tail): a compromised sender, a relayed spam run or backscatter. Purge the junk (postsuper -d), and against backscatter reject unknown recipients at RCPT (smtpd_reject_unlisted_recipient = yes, relay_recipient_maps on a gateway).",
 }
 
 // Parser parses the lines of one Postfix log stream.

@@ -93,7 +93,7 @@ var builtLines = []struct {
 	{
 		name: "hostile helo and sender stay verbatim",
 		line: "Nov 24 05:58:48 mx1 postfix/smtpd[7]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 <x@victim.example>: Relay access denied; from=<<!channel>@evil.example> to=<x@victim.example> proto=ESMTP helo=<<https://evil|click>>",
-		want: "kind=reject client_name=unknown client_ip=192.0.2.9 helo=<https://evil|click> proto=ESMTP from=<<!channel>@evil.example> to=x@victim.example dsn=5.7.1 code=554 action=reject stage=RCPT reply=\"<x@victim.example>: Relay access denied\"",
+		want: "kind=reject client_name=unknown client_ip=192.0.2.9 helo=<https://evil|click> proto=ESMTP from=<<!channel>@evil.example> to=x@victim.example relay_denied=true dsn=5.7.1 code=554 action=reject stage=RCPT reply=\"<x@victim.example>: Relay access denied\"",
 	},
 	{
 		name: "force-expired",

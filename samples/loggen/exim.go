@@ -89,6 +89,9 @@ func (g *eximGen) inbound() {
 func (g *eximGen) submission() {
 	ip := fmt.Sprintf("198.18.%d.%d", g.rnd.IntN(4), g.rnd.IntN(254)+1)
 	user := g.localAddr()
+	if g.cfg.Week {
+		ip = g.userIP(user)
+	}
 	g.tick()
 	id := g.newID()
 	g.line("%s <= %s H=(laptop) [%s]:%d I=[192.0.2.1]:587 P=esmtpsa X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=no A=dovecot_plain:%s S=%d id=%s", id, user, ip, 40000+g.rnd.IntN(20000), user, 1000+g.rnd.IntN(200000), g.msgID())

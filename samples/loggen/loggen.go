@@ -31,6 +31,26 @@ type Config struct {
 	IncidentMessages int
 	// Host is the mail server's host name.
 	Host string
+	// Week shapes traffic like a quiet week of an Internet-facing server:
+	// nights and weekends three times quieter each, users logging in from
+	// their own one or two networks, mistyped passwords followed by a
+	// login, and now and then a password-guessing burst against a real
+	// account that never succeeds. Off, the output is as it always was.
+	Week bool
+}
+
+// QuietWeek is seven days of ordinary traffic, no incident, in about
+// lines lines (for calibration: no rule may raise more than info on it).
+func QuietWeek(lines int) Config {
+	return Config{
+		Lines: lines,
+		Start: time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC), // a Monday
+		// About eight lines per event, 13 weekday-day equivalents a week.
+		Step: time.Duration(float64(7*24*time.Hour) / (float64(lines) / 8) / 2.7),
+		Seed: 7,
+		Host: "mx1",
+		Week: true,
+	}
 }
 
 // DefaultConfig is a week of traffic with an incident at 70 %.
@@ -105,6 +125,10 @@ func Write(w io.Writer, cfg Config) error {
 			g.relayProbe()
 		case r < 97:
 			g.userUnknown()
+		case cfg.Week && r < 98:
+			g.typoLogin()
+		case cfg.Week && g.rnd.IntN(40) == 0:
+			g.guessBurst()
 		default:
 			g.saslGuess()
 		}
@@ -118,6 +142,12 @@ func (g *gen) tick() {
 	step := g.cfg.Step
 	if h < 7 || h > 21 {
 		step *= 2
+		if g.cfg.Week {
+			step = step * 3 / 2
+		}
+	}
+	if wd := g.now.Weekday(); g.cfg.Week && (wd == time.Saturday || wd == time.Sunday) {
+		step *= 3
 	}
 	g.now = g.now.Add(time.Duration(g.rnd.Int64N(int64(step)*2) + 1))
 }
@@ -178,6 +208,49 @@ func (g *gen) inbound() {
 func (g *gen) submission() {
 	ip := fmt.Sprintf("198.18.%d.%d", g.rnd.IntN(4), g.rnd.IntN(254)+1)
 	user := g.localAddr()
+	if g.cfg.Week {
+		ip = g.userIP(user)
+	}
+	g.submissionAs(user, ip)
+}
+
+// userIP is where a user logs in from in a quiet week: its office network,
+// and one time in five its phone's.
+func (g *gen) userIP(user string) string {
+	h := 0
+	for _, c := range user {
+		h = h*31 + int(c)
+	}
+	h &= 0xffff
+	if g.rnd.IntN(5) == 0 {
+		return fmt.Sprintf("100.64.%d.%d", h%16, g.rnd.IntN(254)+1)
+	}
+	return fmt.Sprintf("198.18.%d.%d", h%4, 10+h%40)
+}
+
+// typoLogin is a user mistyping the password twice, then sending.
+func (g *gen) typoLogin() {
+	user := g.localAddr()
+	ip := g.userIP(user)
+	g.tick()
+	for i := 0; i < 2; i++ {
+		g.line("submission/smtpd", "warning: unknown[%s]: SASL PLAIN authentication failed: authentication failure, sasl_username=%s", ip, user)
+	}
+	g.submissionAs(user, ip)
+}
+
+// guessBurst is a password-guessing run against one real account from one
+// address: twenty failures, no success.
+func (g *gen) guessBurst() {
+	ip := g.outsideIP()
+	user := g.localAddr()
+	for i := 0; i < 20; i++ {
+		g.tick()
+		g.line("submission/smtpd", "warning: unknown[%s]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=%s", ip, user)
+	}
+}
+
+func (g *gen) submissionAs(user, ip string) {
 	g.tick()
 	g.line("submission/smtpd", "connect from unknown[%s]", ip)
 	qid := g.newQID()

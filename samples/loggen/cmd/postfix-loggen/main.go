@@ -15,9 +15,13 @@ func main() {
 	seed := flag.Uint64("seed", 42, "random seed")
 	incident := flag.Float64("incident-at", 0.7, "fraction of the log at which an open-relay burst starts (0: none)")
 	exim := flag.Bool("exim", false, "write an Exim main log instead of a Postfix log")
+	week := flag.Bool("quiet-week", false, "seven days of ordinary traffic (nights, weekends, typos, guessing) without an incident")
 	flag.Parse()
 	cfg := loggen.DefaultConfig(*lines)
 	cfg.Seed, cfg.IncidentAt = *seed, *incident
+	if *week {
+		cfg = loggen.QuietWeek(*lines)
+	}
 	write := loggen.Write
 	if *exim {
 		write = loggen.WriteExim
