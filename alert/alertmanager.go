@@ -31,6 +31,10 @@ import (
 // backticks replaced by U+02CB, so that it can neither mention, link nor
 // close a template's code block.
 type Alertmanager struct {
+	// Log, if set, hears when refreshing starts failing (once, with the
+	// reason) and when it works again.
+	Log func(msg string)
+
 	url      string
 	instance string
 	refresh  time.Duration
@@ -226,6 +230,7 @@ func (a *Alertmanager) Restore(alerts []Alert) {
 // Refresh re-sends every firing alert every refresh interval (and at once
 // after Restore) until ctx is done, so that Alertmanager keeps them active.
 func (a *Alertmanager) Refresh(ctx context.Context) {
+	failing := false
 	for {
 		// Sleep until the next refresh, or until Restore kicks.
 		sctx, cancel := context.WithCancel(ctx)
@@ -250,6 +255,21 @@ func (a *Alertmanager) Refresh(ctx context.Context) {
 			out = append(out, a.render(rule, now))
 		}
 		a.mu.Unlock()
-		_ = a.post(ctx, out) // a failure is retried at the next refresh
+		// A failure is retried at the next refresh; it is logged once.
+		err := a.post(ctx, out)
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			a.logf("alertmanager: refresh failing: %s: %v", Reason(err), err)
+			failing = true
+		case err == nil && failing:
+			a.logf("alertmanager: refreshing again")
+			failing = false
+		}
+	}
+}
+
+func (a *Alertmanager) logf(format string, args ...any) {
+	if a.Log != nil {
+		a.Log(fmt.Sprintf(format, args...))
 	}
 }

@@ -142,3 +142,23 @@ func TestAlertmanagerRetryAfterAndReason(t *testing.T) {
 		t.Errorf("logs %q: want the failure, without control characters", logs)
 	}
 }
+
+func TestNetworkFailureLogHasNoSecret(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there any more
+	var logs []string
+	sink := NewSlackWebhook(url+"/services/T/B/the-secret-path", nil)
+	d := runDispatcher(t, sink, DispatchConfig{Clock: &fakeClock{now: t0}, MaxAttempts: 2, Log: func(m string) { logs = append(logs, m) }}, hostileAlert())
+	if st := d.Stats(); st.Failures[ReasonNetwork] != 2 || st.Dropped != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if len(logs) != 2 {
+		t.Errorf("logs %q: want the failure once, then the drop", logs)
+	}
+	for _, l := range logs {
+		if strings.Contains(l, "the-secret-path") {
+			t.Errorf("a log shows the webhook URL: %s", l)
+		}
+	}
+}

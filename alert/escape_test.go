@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestEscapeControl(t *testing.T) {
@@ -65,4 +66,28 @@ func TestAlertsLogHasNoTerminalControls(t *testing.T) {
 			t.Errorf("the log does not read back as written: %q", back.Alert.Key)
 		}
 	}
+}
+
+// FuzzEscapeControl: whatever a log holds, the escaped text holds no
+// character a terminal acts on, and plain text passes unchanged.
+func FuzzEscapeControl(f *testing.F) {
+	f.Add(hostile)
+	f.Add("plain")
+	f.Add("\xff\xfe\u009b\x1b]0;x\a")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := EscapeControl(s, "")
+		checkNoControl(t, got)
+		if strings.ContainsRune(got, '\n') {
+			t.Errorf("newline kept: %q", got)
+		}
+		clean := true
+		for i, r := range s {
+			if hostileRune(r, len(string(r))) || r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD") {
+				clean = false
+			}
+		}
+		if clean && got != s {
+			t.Errorf("clean text changed: %q -> %q", s, got)
+		}
+	})
 }

@@ -44,13 +44,14 @@ func (l *JSONLog) encode(t *Transition) error {
 	if err := l.enc.Encode(t); err != nil {
 		return err
 	}
-	_, err := l.w.Write(escapeJSONControls(l.buf.Bytes()))
+	_, err := l.w.Write(EscapeJSONControls(l.buf.Bytes()))
 	return err
 }
 
-// escapeJSONControls rewrites DEL, C1 controls and bidi overrides in JSON
-// text as \u escapes (the same string to a JSON reader).
-func escapeJSONControls(b []byte) []byte {
+// EscapeJSONControls rewrites DEL, C1 controls and bidi overrides in JSON
+// text as \u escapes (the same string to a JSON reader), which
+// encoding/json leaves raw: JSON read in a terminal cannot act on them.
+func EscapeJSONControls(b []byte) []byte {
 	var out []byte
 	for i := 0; i < len(b); {
 		r, n := utf8.DecodeRune(b[i:])

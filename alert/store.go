@@ -22,7 +22,7 @@ import (
 // It is a journal of JSON lines, one per changed alert: a save appends
 // only the alerts that changed since the last one (10,000 unchanged open
 // alerts cost nothing), and the journal is compacted (rewritten atomically)
-// when it has grown to several times what it holds. Like Alertmanager's
+// when it has grown to four times its size at the last compaction. Like Alertmanager's
 // notification log, it is written by the process that notifies; it is safe
 // for concurrent use.
 type Store struct {
@@ -33,9 +33,10 @@ type Store struct {
 	entries map[string]*storeEntry
 	dirty   map[string]bool
 
-	fmu  sync.Mutex // guards the journal file
-	f    *os.File
-	size int64 // bytes in the journal
+	fmu       sync.Mutex // guards the journal file
+	f         *os.File
+	size      int64 // bytes in the journal
+	compacted int64 // bytes in the journal when it was last compacted
 }
 
 // storeEntry is one alert and what the sinks were told of it.
@@ -195,8 +196,7 @@ func (s *Store) forgetIfDone(id string, e *storeEntry) {
 }
 
 // Save appends the alerts that changed since the last save to the journal
-// and syncs it; it compacts the journal when it has grown to four times
-// what it holds.
+// and syncs it, and compacts the journal when it has grown.
 func (s *Store) Save() error { return s.Snapshot()() }
 
 // Snapshot takes the alerts that changed since the last save, now, and
@@ -205,24 +205,12 @@ func (s *Store) Save() error { return s.Snapshot()() }
 // the write fails, they are saved with the next snapshot.
 func (s *Store) Snapshot() func() error {
 	s.mu.Lock()
-	var buf bytes.Buffer
-	ids := make([]string, 0, len(s.dirty))
-	for id := range s.dirty {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		b, err := json.Marshal(storeRecord{ID: id, Entry: s.entries[id]})
-		if err != nil {
-			s.mu.Unlock()
-			return func() error { return fmt.Errorf("alert store: %w", err) }
-		}
-		buf.Write(b)
-		buf.WriteByte('\n')
-	}
+	buf, ids, err := encode(s, s.dirty)
 	clear(s.dirty)
-	live := len(s.entries)
 	s.mu.Unlock()
+	if err != nil {
+		return func() error { return err }
+	}
 	return func() error {
 		if buf.Len() == 0 {
 			return nil
@@ -236,11 +224,34 @@ func (s *Store) Snapshot() func() error {
 			s.mu.Unlock()
 			return err
 		}
-		if s.size > 1<<20 && s.size > 4*int64(live)*2048 {
+		s.fmu.Lock()
+		grown := s.size > 1<<20 && s.size > 4*s.compacted
+		s.fmu.Unlock()
+		if grown {
 			return s.compact()
 		}
 		return nil
 	}
+}
+
+// encode writes the journal lines of the alerts named by the keys of ids,
+// in order; s.mu is held.
+func encode[V any](s *Store, ids map[string]V) (*bytes.Buffer, []string, error) {
+	sorted := make([]string, 0, len(ids))
+	for id := range ids {
+		sorted = append(sorted, id)
+	}
+	sort.Strings(sorted)
+	var buf bytes.Buffer
+	for _, id := range sorted {
+		b, err := json.Marshal(storeRecord{ID: id, Entry: s.entries[id]})
+		if err != nil {
+			return nil, nil, fmt.Errorf("alert store: %w", err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	return &buf, sorted, nil
 }
 
 func (s *Store) append(b []byte) error {
@@ -260,23 +271,12 @@ func (s *Store) append(b []byte) error {
 // rename) and reopens it for appending.
 func (s *Store) compact() error {
 	s.mu.Lock()
-	var buf bytes.Buffer
-	ids := make([]string, 0, len(s.entries))
-	for id := range s.entries {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		b, err := json.Marshal(storeRecord{ID: id, Entry: s.entries[id]})
-		if err != nil {
-			s.mu.Unlock()
-			return fmt.Errorf("alert store: %w", err)
-		}
-		buf.Write(b)
-		buf.WriteByte('\n')
-	}
+	buf, _, err := encode(s, s.entries)
 	clear(s.dirty)
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(s.path), filepath.Base(s.path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("alert store: %w", err)
@@ -304,7 +304,7 @@ func (s *Store) compact() error {
 	if s.f != nil {
 		s.f.Close()
 	}
-	s.f, s.size = f, int64(buf.Len())
+	s.f, s.size, s.compacted = f, int64(buf.Len()), int64(buf.Len())
 	return nil
 }
 

@@ -111,3 +111,35 @@ func TestStoreSurvivesATornLastLine(t *testing.T) {
 		t.Errorf("open %v", st.Open())
 	}
 }
+
+func TestStoreCompactsWhenItHasGrown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alerts.journal")
+	st, err := OpenStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// One open alert (with 2 KB of evidence) updated 1,500 times: the
+	// journal is compacted instead of growing for ever.
+	long := strings.Repeat("x", 2000)
+	for i := 1; i <= 1500; i++ {
+		f := finding(detect.RuleForeignToForeign, "A", i, t0)
+		f.Evidence = []string{long}
+		st.Record(Transition{Kind: Updated, Alert: Alert{Finding: f}})
+		if err := st.Save(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, _ := os.Stat(path)
+	if fi.Size() > 2<<20 {
+		t.Errorf("journal of one alert is %d bytes", fi.Size())
+	}
+	st2, err := OpenStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if open := st2.Open(); len(open) != 1 || open[0].Count != 1500 {
+		t.Errorf("after compactions: %+v", open)
+	}
+}

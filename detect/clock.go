@@ -1,9 +1,6 @@
 package detect
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // Defaults of the event clock.
 const (
@@ -36,10 +33,18 @@ type eventClock struct {
 	streakMax   time.Time
 	streakHost  string
 	streakHosts int // distinct hosts in the streak, up to 2
-	// hosts seen on lines within the window, with their latest time.
-	hosts map[string]time.Time
+	// The host of the last line within the window, and when a line within
+	// the window last came from another host than the line before it.
+	lastHost   string
+	hostChange time.Time
 
-	ahead, late, steps uint64
+	aheadLines, lateLines, steps uint64
+
+	// isAhead: the current event is dated beyond the window.
+	isAhead bool
+	// touched are the findings that got evidence from the lines of the
+	// current streak beyond the window.
+	touched []*Finding
 }
 
 // observe takes the time of one event. It reports whether the clock moved
@@ -63,19 +68,18 @@ func (c *eventClock) observe(t time.Time, host string) (moved, stepped, ahead bo
 			c.streakHosts = 2
 		}
 		if c.streak < c.confirm || c.streakHosts < 2 && c.multiHost() {
-			c.ahead++
+			c.aheadLines++
 			return false, false, true
 		}
 		c.now = c.streakMax
 		c.streak = 0
 		c.steps++
-		clear(c.hosts)
-		c.seen(host, t)
+		c.lastHost, c.hostChange = host, time.Time{}
 		return true, true, false
 	}
 	c.streak = 0
 	if t.Before(c.now.Add(-c.window)) {
-		c.late++
+		c.lateLines++
 	} else {
 		c.seen(host, t)
 	}
@@ -86,43 +90,21 @@ func (c *eventClock) observe(t time.Time, host string) (moved, stepped, ahead bo
 	return false, false, false
 }
 
-// maxClockHosts bounds the hosts the clock remembers.
-const maxClockHosts = 64
-
-// seen notes a host on a line within the window.
+// seen notes the host of a line within the window. host must not point
+// into an input buffer (the detector interns it).
 func (c *eventClock) seen(host string, t time.Time) {
-	if _, ok := c.hosts[host]; ok {
-		c.hosts[host] = t
-		return
-	}
-	if c.hosts == nil {
-		c.hosts = map[string]time.Time{}
-	}
-	if len(c.hosts) >= maxClockHosts {
-		for h, at := range c.hosts {
-			if at.Before(c.now.Add(-c.window)) {
-				delete(c.hosts, h)
-			}
+	if host != c.lastHost {
+		if c.lastHost != "" {
+			c.hostChange = t
 		}
-		if len(c.hosts) >= maxClockHosts {
-			return
-		}
+		c.lastHost = host
 	}
-	c.hosts[strings.Clone(host)] = t
 }
 
 // multiHost tells whether lines of more than one host arrived within the
 // window of the clock.
 func (c *eventClock) multiHost() bool {
-	n := 0
-	for _, at := range c.hosts {
-		if !at.Before(c.now.Add(-c.window)) {
-			if n++; n >= 2 {
-				return true
-			}
-		}
-	}
-	return false
+	return !c.hostChange.IsZero() && !c.hostChange.Before(c.now.Add(-c.window))
 }
 
 // maxStepTouched bounds the findings remembered while a clock step is not
@@ -132,10 +114,13 @@ const maxStepTouched = 64
 // observeTime runs the event clock on one event's time and, when it moved,
 // expires messages and ends quiet episodes.
 func (d *Detector) observeTime(t time.Time, host string) {
+	if host != d.clock.lastHost && host != d.clock.streakHost {
+		host = d.names.get(host) // the clock keeps it
+	}
 	moved, stepped, ahead := d.clock.observe(t, host)
-	d.ahead = ahead
+	d.clock.isAhead = ahead
 	if !ahead && !stepped {
-		d.stepTouched = d.stepTouched[:0]
+		d.clock.touched = d.clock.touched[:0]
 	}
 	if !moved {
 		return
@@ -147,16 +132,16 @@ func (d *Detector) observeTime(t time.Time, host string) {
 	if stepped {
 		// Findings that got evidence from the lines that confirmed the
 		// step were active at the new time, not at the old one.
-		touched = d.stepTouched
+		touched = d.clock.touched
 	}
 	d.findings.advance(d.now, touched)
-	d.stepTouched = d.stepTouched[:0]
+	d.clock.touched = d.clock.touched[:0]
 }
 
 // judgedTime is the time an event counts at in findings: its own, unless it
 // is dated beyond the clock's window (then the clock's).
 func (d *Detector) judgedTime(t time.Time) time.Time {
-	if d.ahead {
+	if d.clock.isAhead {
 		return d.now
 	}
 	return t

@@ -147,8 +147,6 @@ type Detector struct {
 	relayedDomains tally  // recipient domains of relayed deliveries
 	findings       *findingStore
 	clock          eventClock
-	ahead          bool       // the current event is dated beyond the clock window
-	stepTouched    []*Finding // findings touched by lines beyond the window
 	spike          *spikeRule
 	hourly         map[int64]uint64 // outbound deliveries by Unix hour
 	names          interner         // host and instance names
@@ -238,11 +236,12 @@ func New(cfg Config) (*Detector, error) {
 		relayers: newLRU[string, *relayer](cfg.MaxFindings),
 		causes:   newLRU[findingKey, *spikeCause](cfg.MaxFindings),
 		seed:     maphash.MakeSeed(),
+		findings: newFindingStore(cfg.MaxFindings, cfg.EpisodeGap),
 		clock:    eventClock{window: cfg.ClockWindow, confirm: cfg.ClockConfirm},
 		spike:    sr,
 		hourly:   map[int64]uint64{},
 	}
-	d.findings = newFindingStore(cfg.MaxFindings, cfg.EpisodeGap, d.episodeEnded)
+	d.findings.onEnd = d.episodeEnded
 	return d, nil
 }
 
@@ -262,7 +261,7 @@ func (d *Detector) Stats() Stats {
 	s := d.stats
 	s.SpikeKeysEvicted = d.spike.keys.evicted
 	s.FindingsEvicted = d.findings.evicted
-	s.LinesAhead, s.LinesLate, s.ClockSteps = d.clock.ahead, d.clock.late, d.clock.steps
+	s.LinesAhead, s.LinesLate, s.ClockSteps = d.clock.aheadLines, d.clock.lateLines, d.clock.steps
 	return s
 }
 
@@ -585,7 +584,7 @@ func (d *Detector) judge(e *parsers.Event, m *message) {
 	case d.cfg.WarnNewRelayers:
 		d.newRelayer(e, m)
 	}
-	if firstAttempt && !d.ahead {
+	if firstAttempt && !d.clock.isAhead {
 		d.spike.count(d, e, m)
 		h := e.Time.Unix() / 3600
 		if _, ok := d.hourly[h]; ok || len(d.hourly) < maxHours {
@@ -666,10 +665,10 @@ func (d *Detector) newRelayer(e *parsers.Event, m *message) {
 func (d *Detector) finding(rule, key string, e *parsers.Event, sev Severity) *Finding {
 	at := d.judgedTime(e.Time)
 	f, isNew, prev := d.findings.get(rule, key, e.Host, sev, at)
-	if d.ahead && len(d.stepTouched) < maxStepTouched && (isNew || e.Time.Sub(prev) < d.cfg.EpisodeGap) {
+	if d.clock.isAhead && len(d.clock.touched) < maxStepTouched && (isNew || e.Time.Sub(prev) < d.cfg.EpisodeGap) {
 		// Active at the line's time if the clock steps to it; an episode
 		// that would have ended by then is not kept open by it.
-		d.stepTouched = append(d.stepTouched, f)
+		d.clock.touched = append(d.clock.touched, f)
 	}
 	if isNew {
 		return f
@@ -722,28 +721,6 @@ func (d *Detector) notify(f *Finding) {
 	f.notifiedCount, f.notifiedSev, f.notifiedWindow = f.Count, f.Severity, f.WindowStart
 	d.tell(f)
 }
-
-// tell hands OnFinding a described copy of f. The copy shares f's
-// evidence array, which is only ever appended to.
-func (d *Detector) tell(f *Finding) {
-	c := *f
-	c.Evidence = f.Evidence[:len(f.Evidence):len(f.Evidence)]
-	d.describe(&c)
-	d.cfg.OnFinding(c)
-}
-
-// episodeEnded tells OnFinding that an episode it was told of ended.
-func (d *Detector) episodeEnded(f *Finding) {
-	if d.cfg.OnFinding != nil && f.notifiedCount > 0 {
-		d.tell(f)
-	}
-}
-
-// Restore puts back the findings of episodes that were open when an earlier
-// process stopped (a sidecar's saved alerts), so that their counts go on
-// from where they were and they are not announced again. Call it before
-// the first event.
-func (d *Detector) Restore(fs []Finding) { d.findings.restore(fs) }
 
 // reportable tells whether a finding reached its rule's threshold.
 func (d *Detector) reportable(f *Finding) bool {

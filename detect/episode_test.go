@@ -156,7 +156,7 @@ func TestRestoredEpisodeCountsGoOn(t *testing.T) {
 	var tl told
 	d := newDetector(t, Config{OnFinding: tl.on})
 	feed(t, d, relayed(t0, 256, "203.0.113.66")...)
-	open := append([]Finding(nil), d.Findings()...)
+	open := d.Findings()
 	// A restart: a new detector, the open episodes restored.
 	var tl2 told
 	d2 := newDetector(t, Config{OnFinding: tl2.on})
@@ -176,5 +176,33 @@ func TestRestoredEpisodeCountsGoOn(t *testing.T) {
 	}
 	if got := tl2.of(RuleForeignToForeign, "203.0.113.66"); got != "258#1 ended Nov 24 10:40" {
 		t.Errorf("end after restart: %q", got)
+	}
+}
+
+func TestOneHostWithAWrongClockNeverStepsACentralSyslog(t *testing.T) {
+	var tl told
+	d := newDetector(t, Config{OnFinding: tl.on})
+	line := func(at time.Time, host string) string {
+		return at.Format(time.Stamp) + " " + host + " postfix/smtpd[10]: connect from unknown[192.0.2.1]"
+	}
+	feed(t, d, relayed(t0, 1, "203.0.113.66")...)
+	feed(t, d, line(t0.Add(time.Second), "mx2"), line(t0.Add(2*time.Second), "mx1"))
+	// mx9's clock is a day ahead, and it logs a burst of its own.
+	for i := 0; i < 3*DefaultClockConfirm; i++ {
+		feed(t, d, line(t0.Add(24*time.Hour+time.Duration(i)*time.Second), "mx9"))
+	}
+	if st := d.Stats(); st.ClockSteps != 0 || !d.Now().Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("one host stepped event time: steps %d, now %v", st.ClockSteps, d.Now())
+	}
+	// The whole log moves on (a quiet night): two hosts agree, it steps.
+	for i := 0; i < DefaultClockConfirm; i++ {
+		host := []string{"mx1", "mx2"}[i%2]
+		feed(t, d, line(t0.Add(10*time.Hour+time.Duration(i)*time.Second), host))
+	}
+	if st := d.Stats(); st.ClockSteps != 1 {
+		t.Errorf("the log moved on and event time did not: steps %d, now %v", st.ClockSteps, d.Now())
+	}
+	if got := tl.of(RuleForeignToForeign, "203.0.113.66"); !strings.HasSuffix(got, "ended Nov 24 10:30") {
+		t.Errorf("the episode: %q", got)
 	}
 }

@@ -33,10 +33,10 @@ type findingStore struct {
 	evicted uint64
 }
 
-func newFindingStore(max int, gap time.Duration, onEnd func(*Finding)) *findingStore {
+func newFindingStore(max int, gap time.Duration) *findingStore {
 	// The lists never evict by themselves: the store decides what goes.
 	return &findingStore{
-		max: max, gap: gap, onEnd: onEnd,
+		max: max, gap: gap,
 		open:  newLRU[findingKey, *Finding](max + 1),
 		ended: newLRU[findingKey, *Finding](max + 1),
 	}
@@ -162,3 +162,25 @@ func (s *findingStore) each(fn func(*Finding)) {
 	s.ended.each(func(_ findingKey, f *Finding) { fn(f) })
 	s.open.each(func(_ findingKey, f *Finding) { fn(f) })
 }
+
+// tell hands OnFinding a described copy of f. The copy shares f's
+// evidence array, which is only ever appended to.
+func (d *Detector) tell(f *Finding) {
+	c := *f
+	c.Evidence = f.Evidence[:len(f.Evidence):len(f.Evidence)]
+	d.describe(&c)
+	d.cfg.OnFinding(c)
+}
+
+// episodeEnded tells OnFinding that an episode it was told of ended.
+func (d *Detector) episodeEnded(f *Finding) {
+	if d.cfg.OnFinding != nil && f.notifiedCount > 0 {
+		d.tell(f)
+	}
+}
+
+// Restore puts back the findings of episodes that were open when an earlier
+// process stopped (a sidecar's saved alerts), so that their counts go on
+// from where they were and they are not announced again. Call it before
+// the first event.
+func (d *Detector) Restore(fs []Finding) { d.findings.restore(fs) }

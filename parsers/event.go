@@ -31,6 +31,9 @@ const (
 	KindNotification        // the server created a notification (bounce); Detail holds the new message id
 	KindRequeued            // a content filter reports that it re-queued message QueueID as Requeued (amavis "Passed ... queued_as:")
 	KindRedirect            // a recipient of message QueueID was rewritten: To is the new recipient, OrigTo the one it replaced (Exchange REDIRECT, EXPAND)
+
+	// NumKinds is the number of kinds (for arrays indexed by Kind).
+	NumKinds = iota
 )
 
 var kindNames = [...]string{

@@ -1,8 +1,10 @@
 package parsers
 
 import (
+	"bufio"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 )
 
@@ -44,20 +46,38 @@ func (t *Trust) AddNetwork(item string) {
 		}
 	}
 	if p, err := netip.ParsePrefix(s); err == nil {
-		t.Networks = append(t.Networks, p.Masked().String())
+		t.addPrefix(item, p.Masked())
 		return
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
-		t.Networks = append(t.Networks, netip.PrefixFrom(a, a.BitLen()).String())
+		t.addPrefix(item, netip.PrefixFrom(a, a.BitLen()))
 		return
 	}
 	if lo, hi, ok := strings.Cut(s, "-"); ok {
 		if ps, ok := rangePrefixes(lo, hi); ok {
-			t.Networks = append(t.Networks, ps...)
+			for _, x := range ps {
+				t.addPrefix(item, netip.MustParsePrefix(x))
+			}
 			return
 		}
 	}
 	t.Notef("network %q is not an address or CIDR: not taken over", item)
+}
+
+// addPrefix adds a network, unless it is public address space wider than
+// any mail operator's own (an IPv4 prefix shorter than /16, IPv6 shorter
+// than /32): a mynetworks of 0.0.0.0/0 is how many servers become open
+// relays, and taking it over would make relaywatch trust every relaying
+// client. It is noted instead.
+func (t *Trust) addPrefix(item string, p netip.Prefix) {
+	a := p.Addr()
+	private := a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast()
+	wide := (a.Is4() && p.Bits() < 16) || (!a.Is4() && p.Bits() < 32)
+	if wide && !private {
+		t.Notef("network %q (%s) is public address space wider than a mail operator's own: an open relay by configuration? Not trusted by relaywatch", item, p)
+		return
+	}
+	t.Networks = append(t.Networks, p.String())
 }
 
 // AddDomain adds a domain name ("example.org", "*.example.org",
@@ -115,4 +135,32 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(b)
 	return a
+}
+
+// maxListItems bounds the items read from one list or table file.
+const maxListItems = 100000
+
+// ReadListFile reads a file of list items or table keys (Postfix's table
+// sources, Exim's list files): items is called with every line that is
+// neither blank nor a comment and returns the items it holds. At most
+// 100,000 items are read.
+func ReadListFile(path string, items func(line string) []string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() && len(out) < maxListItems {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		out = append(out, items(line)...)
+	}
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
 }

@@ -31,3 +31,20 @@ func TestTrustAddDomain(t *testing.T) {
 		t.Errorf("notes %q", tr.Notes)
 	}
 }
+
+// TestWideNetworksAreNotTrusted: a mynetworks that opens the server to the
+// Internet is the open relay itself: relaywatch notes it and does not
+// trust it; private and narrow public networks are taken over.
+func TestWideNetworksAreNotTrusted(t *testing.T) {
+	var tr Trust
+	for _, n := range []string{"0.0.0.0/0", "::/0", "80.0.0.0/8", "203.0.113.0/24", "10.0.0.0/8", "127.0.0.0/8", "[::1]/128", "2001:db8::/32"} {
+		tr.AddNetwork(n)
+	}
+	want := []string{"203.0.113.0/24", "10.0.0.0/8", "127.0.0.0/8", "::1/128", "2001:db8::/32"}
+	if strings.Join(tr.Networks, " ") != strings.Join(want, " ") {
+		t.Errorf("networks %v, want %v", tr.Networks, want)
+	}
+	if len(tr.Notes) != 3 || !strings.Contains(tr.Notes[0], "open relay") {
+		t.Errorf("notes %q", tr.Notes)
+	}
+}

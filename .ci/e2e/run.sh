@@ -53,7 +53,10 @@ run_mta() { # postfix|exim LOG
   local w="$work/$mta"
   mkdir -p "$w"
   : > "$work/slack-all.jsonl"
-  "$bin" watch --state-dir "$w/state" --listen 127.0.0.1:9792 --trusted-networks 127.0.0.1/32 \
+  # --mta-config none: the trust model is the flags'. The host's own
+  # /etc/postfix (Debian's default trusts all of 127.0.0.0/8) is not this
+  # lab's server, whose abusers are 127.0.0.66 and 127.0.0.77.
+  "$bin" watch --mta-config none --state-dir "$w/state" --listen 127.0.0.1:9792 --trusted-networks 127.0.0.1/32 \
     --local-domains example.org --timezone Local --instance mail --resolve-after 1h \
     --slack-webhook "http://127.0.0.1:$port/services/e2e" --alerts-log "$w/alerts.jsonl" "$log" 2> "$w/watch.stderr" &
   watch_pid=$!

@@ -64,8 +64,9 @@ func (o *alertOptions) instance() string {
 	return h
 }
 
-// alerting is the running alert machinery: the lifecycle manager and a
-// dispatcher per sink.
+// alerting is the running alert machinery: the lifecycle manager, a
+// notifier per sink (a dispatcher per network sink, the alerts log written
+// at once) and, in watch, the journal of what was delivered.
 type alerting struct {
 	manager     *alert.Manager
 	dispatchers alert.Fanout // get every transition
@@ -143,6 +144,7 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	}
 	for _, u := range o.Alertmanagers {
 		am := alert.NewAlertmanager(u, instance, o.AMRefresh, client, nil)
+		am.Log = func(msg string) { fmt.Fprintf(e.stderr, "relaywatch: %s\n", alert.EscapeControl(msg, "")) }
 		a.am = append(a.am, am)
 		sinks = append(sinks, am)
 	}
@@ -383,6 +385,18 @@ func terminalSafe(w io.Writer) io.Writer { return terminalWriter{w} }
 // escaped text was.
 func (t terminalWriter) Write(p []byte) (int, error) {
 	if _, err := io.WriteString(t.w, alert.EscapeControl(string(p), "\n\t")); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// jsonTerminalWriter escapes, in JSON written to it in whole values (as
+// json.Encoder does), the control characters encoding/json leaves raw.
+type jsonTerminalWriter struct{ w io.Writer }
+
+// Write implements io.Writer.
+func (j jsonTerminalWriter) Write(p []byte) (int, error) {
+	if _, err := j.w.Write(alert.EscapeJSONControls(p)); err != nil {
 		return 0, err
 	}
 	return len(p), nil

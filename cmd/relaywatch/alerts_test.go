@@ -127,7 +127,7 @@ func TestReturningAbuserIsAlertedAgainLive(t *testing.T) {
 	defer cancel()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, e, []string{"watch", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+		done <- run(ctx, e, []string{"watch", "--mta-config", "none", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
 			"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--local-domains", "example.org",
 			"--trusted-networks", "10.0.0.0/8", "--alerts-log", alertsLog, "--instance", "mail", log})
 	}()
@@ -309,7 +309,7 @@ func TestSlackDownRestartSlackBack(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan int, 1)
 		go func() {
-			done <- run(ctx, e, []string{"watch", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+			done <- run(ctx, e, []string{"watch", "--mta-config", "none", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
 				"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--local-domains", "example.org",
 				"--trusted-networks", "10.0.0.0/8", "--alerts-log", alertsLog, "--instance", "mail",
 				"--alert-drain-timeout", "200ms", log})
@@ -344,6 +344,33 @@ func TestSlackDownRestartSlackBack(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the open alerts to reach Slack", func() bool {
 		all := hook.all()
 		return strings.Contains(all, "203.0.113.66") && strings.Contains(all, "foreign-to-foreign") && strings.Contains(all, "unknown-relaying-client")
+	})
+	// The abuser goes on: its counts go on from where they were, in the
+	// same episode (no "now 2 messages" after 5, no second fire).
+	var more strings.Builder
+	for i := 0; i < 5; i++ {
+		postfixMessage(&more, monday.Add(time.Minute+time.Duration(i)*time.Second), fmt.Sprintf("MORE%06d", i), "203.0.113.66", "x@spam.example", "v@victim.example")
+	}
+	f, _ = os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
+	f.WriteString(more.String())
+	f.Close()
+	waitUntil(t, 10*time.Second, "the growth after the restart", func() bool {
+		got := transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.66")
+		return got[len(got)-1] == "updated 8 #0"
+	})
+	if got := strings.Join(transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.66"), ", "); got != "fired 1 #0, updated 2 #0, updated 4 #0, updated 8 #0" {
+		t.Errorf("transitions across the restart: %s", got)
+	}
+	waitUntil(t, 10*time.Second, "the updates to reach Slack (about one post a second)", func() bool {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		n := 0
+		for _, p := range hook.posts {
+			if strings.Contains(p, "(updated)") {
+				n++
+			}
+		}
+		return n == 2
 	})
 	cancel()
 	if code := <-done; code != exitOK {
@@ -400,11 +427,22 @@ func TestHostileTextThroughEverySink(t *testing.T) {
 	if !strings.Contains(report, `\e[2J\e[H\e]0;owned\x07\e[32mALL CLEAR \u009b31m \u202egnp.exe`) {
 		t.Errorf("the report does not show the escapes:\n%s", report)
 	}
+	// The JSON report too.
+	out.Reset()
+	args = append(append([]string{"analyze", "-o", "json"}, sampleArgs...), logPath)
+	if code := run(context.Background(), e, args); code != exitFindings {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	jsonReport := out.String()
+	var parsed map[string]any
+	if err := json.Unmarshal([]byte(jsonReport), &parsed); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
 	data, _ := os.ReadFile(alertsLog)
 	amMu.Lock()
 	am0 := strings.Join(amBodies, "\n")
 	amMu.Unlock()
-	for name, text := range map[string]string{"report": report, "stderr": errOut.String(), "alerts log": string(data), "Slack": hook.all(), "Alertmanager": am0} {
+	for name, text := range map[string]string{"report": report, "JSON report": jsonReport, "stderr": errOut.String(), "alerts log": string(data), "Slack": hook.all(), "Alertmanager": am0} {
 		if text == "" && name != "stderr" {
 			t.Errorf("%s got nothing", name)
 		}
@@ -424,4 +462,61 @@ func TestHostileTextThroughEverySink(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestSixThousandAbusersThenANewOne(t *testing.T) {
+	path := relayLog(t, 6000) // 6,000 addresses relaying one message each
+	var b strings.Builder
+	postfixMessage(&b, time.Date(2026, 11, 24, 11, 40, 0, 0, time.UTC), "NEWABUSER1", "203.0.113.200", "x@spam.example", "v@victim.example")
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	f.WriteString(b.String())
+	f.Close()
+	alertsLog := analyzeToAlertsLog(t, path)
+	if got := transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.200"); len(got) == 0 || got[0] != "fired 1 #0" {
+		t.Errorf("the new abuser: %v", got)
+	}
+}
+
+func TestOneLineADayAheadResolvesNothing(t *testing.T) {
+	var b strings.Builder
+	at := monday
+	for i := 0; i < 30; i++ {
+		postfixMessage(&b, at, fmt.Sprintf("INC%06d", i), "203.0.113.66", "x@spam.example", "v@victim.example")
+		if i == 10 {
+			// One host in the central syslog has a clock a day ahead.
+			fmt.Fprintf(&b, "%s mx9 postfix/smtpd[1]: connect from unknown[192.0.2.1]\n", at.Add(24*time.Hour).Format(time.Stamp))
+		}
+		if i == 20 {
+			// And one logs late: a relay dated two hours back.
+			postfixMessage(&b, at.Add(-2*time.Hour), "LATE000001", "203.0.113.77", "x@spam.example", "v@victim.example")
+		}
+		at = at.Add(30 * time.Second)
+	}
+	path := filepath.Join(t.TempDir(), "mail.log")
+	os.WriteFile(path, []byte(b.String()), 0o644)
+	alertsLog := analyzeToAlertsLog(t, path)
+	data, _ := os.ReadFile(alertsLog)
+	if bytes.Contains(data, []byte(`"resolved"`)) {
+		t.Errorf("an alert resolved during the incident:\n%s", data)
+	}
+	if got := strings.Join(transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.66"), ", "); got != "fired 1 #0, updated 2 #0, updated 4 #0, updated 8 #0, updated 16 #0" {
+		t.Errorf("the incident: %s", got)
+	}
+	if got := transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.77"); len(got) != 1 || got[0] != "fired 1 #0" {
+		t.Errorf("the late relay: %v", got)
+	}
+}
+
+// analyzeToAlertsLog runs analyze on path, which must have findings, and
+// returns its alerts log.
+func analyzeToAlertsLog(t *testing.T, path string) string {
+	t.Helper()
+	alertsLog := filepath.Join(t.TempDir(), "alerts.jsonl")
+	var errOut bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errOut, getenv: func(string) string { return "" }}
+	args := append(append([]string{"analyze", "--alerts-log", alertsLog}, sampleArgs...), path)
+	if code := run(context.Background(), e, args); code != exitFindings {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	return alertsLog
 }

@@ -22,6 +22,7 @@ type analyzeOptions struct {
 	policy  policyOptions
 	alerts  alertOptions
 	metrics metricsOptions
+	confirm confirmOptions
 	Output  string
 	HTML    string
 	FailOn  string
@@ -91,31 +92,9 @@ func (o *policyOptions) detector(alerts *alerting) (*detect.Detector, *detect.Ba
 		}
 		localDomains = append(append([]string(nil), localDomains...), baseline.LocalDomains...)
 	}
-	trusted := o.TrustedNetworks
-	trust, err := o.readTrust()
+	policy, err := o.policy(localDomains)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	o.trust = trust
-	for _, t := range trust {
-		localDomains = append(append(append([]string(nil), localDomains...), t.LocalDomains...), t.RelayDomains...)
-		trusted = append(append([]string(nil), trusted...), t.Networks...)
-	}
-	policy, err := detect.NewPolicy(localDomains, trusted, o.KnownClients)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if o.MinRelayed < 1 {
-		return nil, nil, fmt.Errorf("%w: --min-relayed %d: must be at least 1", errUsage, o.MinRelayed)
-	}
-	if o.MaxMessages < 100 {
-		return nil, nil, fmt.Errorf("%w: --max-messages %d: must be at least 100", errUsage, o.MaxMessages)
-	}
-	if o.MessageTTL <= 0 || o.LearnPeriod < 0 {
-		return nil, nil, fmt.Errorf("%w: --message-ttl and --learn-period must be positive", errUsage)
-	}
-	if o.MaxFindings < 10 || o.ClockWindow < time.Second || o.ClockConfirm < 1 {
-		return nil, nil, fmt.Errorf("%w: --max-findings must be at least 10, --clock-window at least 1s and --clock-confirm at least 1", errUsage)
+		return nil, nil, err
 	}
 	cfg := detect.Config{
 		Policy:          policy,
@@ -146,12 +125,34 @@ func (o *policyOptions) detector(alerts *alerting) (*detect.Detector, *detect.Ba
 	return d, baseline, nil
 }
 
+// policy builds the trust model from the flags, extra local domains (a
+// baseline's) and the MTA's configuration (read again at each call: watch
+// calls it at SIGHUP).
+func (o *policyOptions) policy(localDomains []string) (*detect.Policy, error) {
+	trusted := o.TrustedNetworks
+	trust, err := o.readTrust()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	o.trust = trust
+	for _, t := range trust {
+		localDomains = append(append(append([]string(nil), localDomains...), t.LocalDomains...), t.RelayDomains...)
+		trusted = append(append([]string(nil), trusted...), t.Networks...)
+	}
+	p, err := detect.NewPolicy(localDomains, trusted, o.KnownClients)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return p, nil
+}
+
 // AddFlags registers analyze's flags.
 func (o *analyzeOptions) AddFlags(fs *pflag.FlagSet) {
 	o.input.AddFlags(fs)
 	o.policy.AddFlags(fs)
 	o.alerts.AddFlags(fs)
 	o.metrics.AddFlags(fs)
+	o.confirm.AddFlags(fs)
 	fs.StringVarP(&o.Output, "output", "o", "text", "report format: text or json")
 	fs.StringVar(&o.HTML, "html", "", "also write the report as one self-contained HTML file (chart, timeline, findings)")
 	fs.StringVar(&o.FailOn, "fail-on", "critical", "exit 1 when a finding has this severity or worse: info, warning, critical")
@@ -191,6 +192,7 @@ func (o *analyzeOptions) check() []settingError {
 	errs = append(errs, o.input.check()...)
 	errs = append(errs, o.policy.check()...)
 	errs = append(errs, o.alerts.check()...)
+	errs = append(errs, o.confirm.check()...)
 	return errs
 }
 
@@ -242,6 +244,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	rep.elapsed = time.Since(start)
 	rep.fill(results, totals.Totals(), det)
 	rep.trust = o.policy.trust
+	rep.probe = confirmFindings(ctx, o.confirm.confirmer(o.policy.LocalDomains), rep.findings)
 	alerts.sendSummary(rep.findings)
 	stopAlerts() // before the report, which may share stdout with --alerts-log -
 	m := rep.metrics(det, alerts)
@@ -263,7 +266,7 @@ func runAnalyze(ctx context.Context, e *env, o *analyzeOptions, files []string) 
 	}
 	switch o.Output {
 	case "json":
-		enc := json.NewEncoder(e.stdout)
+		enc := json.NewEncoder(jsonTerminalWriter{e.stdout})
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false) // evidence lines keep their <, > and &
 		if err := enc.Encode(rep.json()); err != nil {

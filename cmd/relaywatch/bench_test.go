@@ -111,7 +111,7 @@ func BenchmarkWatchFromStart(b *testing.B) {
 		e := &env{stdout: io.Discard, stderr: stderr, getenv: func(string) string { return "" }}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan int, 1)
-		args := []string{"watch", "--listen", "127.0.0.1:0", "--state-dir", b.TempDir(), "--from-start", "--year=2026", "--timezone=UTC",
+		args := []string{"watch", "--mta-config", "none", "--listen", "127.0.0.1:0", "--state-dir", b.TempDir(), "--from-start", "--year=2026", "--timezone=UTC",
 			"--local-domains=" + loggen.LocalDomains, path}
 		go func() { done <- run(ctx, e, args) }()
 		var addr string

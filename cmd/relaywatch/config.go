@@ -18,7 +18,12 @@ type configError struct {
 	Msg  string
 }
 
-func (e configError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+func (e configError) Error() string {
+	if e.Line == 0 {
+		return " " + e.Msg // a default value: no line
+	}
+	return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+}
 
 // applyConfig sets the flags of fs, the flags of command, from a YAML config
 // file whose keys are flag names (without the dashes); flags given on the
@@ -182,15 +187,7 @@ func checkConfig(path, command string) ([]configError, error) {
 	default:
 		o := &watchOptions{}
 		o.AddFlags(fs)
-		check = func() []settingError {
-			var errs []settingError
-			for _, e := range o.check(nil) {
-				if e.Setting != "files" || len(o.Journal) > 0 {
-					errs = append(errs, e)
-				}
-			}
-			return errs
-		}
+		check = func() []settingError { return o.check(nil) }
 	}
 	errs, err := applyConfig(path, fs, command)
 	if err != nil {
@@ -206,6 +203,9 @@ func checkConfig(path, command string) ([]configError, error) {
 	}
 	for _, se := range check() {
 		line, ok := lines[se.Setting]
+		if !ok && (se.Setting == "state-dir" || se.Setting == "files") {
+			continue // required, but may come from the command line (the systemd unit's)
+		}
 		if !ok {
 			line = 0 // a default value: no line to name
 		}

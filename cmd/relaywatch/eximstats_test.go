@@ -24,8 +24,9 @@ import (
 func TestTotalsEqualEximstats(t *testing.T) {
 	bin := eximstatsPath(t)
 	logs := map[string]string{
-		"normal":   filepath.Join("..", "..", "samples", "exim", "normal.log"),
-		"incident": filepath.Join("..", "..", "samples", "exim", "incident.log"),
+		"normal":    filepath.Join("..", "..", "samples", "exim", "normal.log"),
+		"incident":  filepath.Join("..", "..", "samples", "exim", "incident.log"),
+		"realflows": filepath.Join("..", "..", "samples", "exim", "realflows.log"),
 	}
 	for _, dir := range parsertest.CorpusDirs(t, "exim") {
 		if p := filepath.Join(dir, "gvengel-exim_exporter-mainlog.log"); fileExists(p) {

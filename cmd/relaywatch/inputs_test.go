@@ -213,7 +213,7 @@ func TestWatchUnreadableFiles(t *testing.T) {
 	appendTo(t, log, lines[:100])
 	os.Chmod(log, 0o600)
 	owner(log)
-	args := append(prefix, bin, "watch", "--state-dir", state, "--listen", "127.0.0.1:0", "--rescan", "100ms", "--poll-interval", "50ms",
+	args := append(prefix, bin, "watch", "--mta-config", "none", "--state-dir", state, "--listen", "127.0.0.1:0", "--rescan", "100ms", "--poll-interval", "50ms",
 		"--year", "2026", "--timezone", "UTC", log)
 	cmd, addr, errOut := startProcess(t, args[0], args[1:]...)
 	defer cmd.Process.Kill()
@@ -269,7 +269,7 @@ func TestWatchFIFOInGlobAndSIGHUP(t *testing.T) {
 	os.WriteFile(b, nil, 0o644)
 	cfg := filepath.Join(dir, "relaywatch.yml")
 	os.WriteFile(cfg, []byte("year: 2026\ntimezone: UTC\n"), 0o644)
-	cmd, addr, errOut := startProcess(t, bin, "watch", "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+	cmd, addr, errOut := startProcess(t, bin, "watch", "--mta-config", "none", "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
 		"--rescan", "100ms", filepath.Join(dir, "*.log"))
 	defer cmd.Process.Kill()
 	waitReady(t, addr)

@@ -70,8 +70,12 @@ func TestSamplesGolden(t *testing.T) {
 	}{
 		{"postfix", "normal", "normal.log", nil, exitOK},
 		{"postfix", "incident", "incident.log", nil, exitFindings},
+		// Real Postfix behind a content filter, with forwarding (.ci/lab/realflows).
+		{"postfix", "realflows", "realflows.log", []string{"--local-domains", "example.org"}, exitFindings},
 		{"exim", "normal", "normal.log", nil, exitOK},
 		{"exim", "incident", "incident.log", nil, exitFindings},
+		// Real Exim with a redirect router (.ci/lab/realflows).
+		{"exim", "realflows", "realflows.log", []string{"--local-domains", "example.org"}, exitFindings},
 		{"exchange", "msgtrk-normal", "MSGTRK2026112407-normal.LOG", exchange, exitOK},
 		{"exchange", "msgtrk-incident", "MSGTRK2026112407-incident.LOG", exchange, exitFindings},
 		{"exchange", "recv-normal", "RECV2026112407-normal.LOG", exchange, exitOK},
@@ -257,7 +261,7 @@ func TestTotalsEqualPflogsumm(t *testing.T) {
 		}
 		t.Skip("pflogsumm not installed")
 	}
-	for _, name := range []string{"normal.log", "incident.log"} {
+	for _, name := range []string{"normal.log", "incident.log", "realflows.log"} {
 		t.Run(name, func(t *testing.T) {
 			log := filepath.Join("..", "..", "samples", "postfix", name)
 			comparePflogsumm(t, log)

@@ -47,7 +47,7 @@ type runMetrics struct {
 	instanceID string
 }
 
-const kindCount = 16
+const kindCount = parsers.NumKinds
 
 // addInput adds one input's line and event counts under its format.
 func (m *runMetrics) addInput(format string, lines *parsers.LineCounts, kinds *[kindCount]uint64) {

@@ -34,6 +34,7 @@ type probeOptions struct {
 	Foreign        string
 	ServerName     string
 	IP             string
+	Source         string
 	LocalDomains   []string
 	Output         string
 }
@@ -50,6 +51,7 @@ func (o *probeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Foreign, "foreign-domain", probe.DefaultForeign, "a domain that is not the server's: the relay target")
 	fs.StringVar(&o.ServerName, "server-name", "", "the server's host name in the variants that need it (default: from its EHLO reply)")
 	fs.StringVar(&o.IP, "ip", "", "the address written in IP literals, [ip] (default: the address connected to)")
+	fs.StringVar(&o.Source, "source", "", "local IP address to connect from (default: chosen by the system)")
 	fs.StringSliceVar(&o.LocalDomains, "local-domains", nil, "the server's own mail domains; the first is the forged local sender's (default: the server name's parent domain)")
 	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
 }
@@ -102,6 +104,8 @@ func (o *probeOptions) config(args []string) (probe.Config, error) {
 		return cfg, fmt.Errorf("%w: --tls and --no-starttls together make no sense", errUsage)
 	case o.IP != "" && net.ParseIP(o.IP) == nil:
 		return cfg, fmt.Errorf("%w: --ip %q: not an IP address", errUsage, o.IP)
+	case o.Source != "" && net.ParseIP(o.Source) == nil:
+		return cfg, fmt.Errorf("%w: --source %q: not an IP address", errUsage, o.Source)
 	}
 	for _, n := range append([]string{o.Helo, o.Foreign, o.ServerName}, o.LocalDomains...) {
 		if n != "" && !probe.ValidHostName(strings.TrimPrefix(n, ".")) {
@@ -110,7 +114,7 @@ func (o *probeOptions) config(args []string) (probe.Config, error) {
 	}
 	return probe.Config{
 		Addr: addr, ImplicitTLS: o.TLS, NoStartTLS: o.NoStartTLS, Helo: o.Helo, Foreign: o.Foreign,
-		ServerName: o.ServerName, ServerIP: o.IP, LocalDomains: o.LocalDomains,
+		ServerName: o.ServerName, ServerIP: o.IP, Source: o.Source, LocalDomains: o.LocalDomains,
 		Timeout: o.Timeout, Delay: o.Delay, MaxConnections: o.MaxConnections,
 	}, nil
 }
@@ -133,7 +137,7 @@ func runProbe(ctx context.Context, e *env, o *probeOptions, args []string) error
 	case res.Verdict == probe.Open:
 		return errFindings
 	case res.Verdict == probe.Untested:
-		return fmt.Errorf("could not test %s: %d of %d variants could not be tested", cfg.Addr, res.Errors, len(res.Attempts))
+		return fmt.Errorf("could not test %s: %s", cfg.Addr, strings.TrimPrefix(res.Summary(), "could not test: "))
 	}
 	return nil
 }
@@ -144,6 +148,7 @@ func writeProbe(e *env, output string, res *probe.Result) error {
 	if output == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // "RCPT TO:<...>" stays readable; control characters are still escaped
 		return enc.Encode(res)
 	}
 	fmt.Fprintf(e.stdout, "relay probe of %s (%s), server name %s, TLS: %s\n", res.Target, res.Address, orDash(res.ServerName), res.TLS)

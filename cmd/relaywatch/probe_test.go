@@ -2,17 +2,26 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/relaywatch/relaywatch/detect/probe"
 )
 
 // smtpStub is a minimal SMTP server on 127.0.0.1 that answers every RCPT TO
-// with rcptReply. (detect/probe's tests have the thorough one.)
+// with rcptReply, or not at all when it is empty. (detect/probe's tests have
+// the thorough one.)
 func smtpStub(t *testing.T, rcptReply string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -44,6 +53,8 @@ func smtpStub(t *testing.T, rcptReply string) string {
 					switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); {
 					case verb == "EHLO":
 						reply = "250-mx.example.org\r\n250 PIPELINING"
+					case verb == "RCPT" && rcptReply == "":
+						continue // no reply at all
 					case verb == "RCPT":
 						reply = rcptReply
 					case verb == "QUIT":
@@ -93,6 +104,12 @@ func TestProbeCommand(t *testing.T) {
 			t.Errorf("exit %d, output:\n%s", code, out)
 		}
 	})
+	t.Run("source address", func(t *testing.T) {
+		code, out, errOut := runCmd(t, "", "probe", "--source", "127.0.0.1", "-o", "json", closed)
+		if code != exitOK || !strings.Contains(out, `"verdict": "closed"`) {
+			t.Errorf("exit %d; stderr %s", code, errOut)
+		}
+	})
 	t.Run("port flag", func(t *testing.T) {
 		host, port, _ := net.SplitHostPort(closed)
 		code, _, errOut := runCmd(t, "", "probe", "--port", port, host)
@@ -114,6 +131,8 @@ func TestProbeCommand(t *testing.T) {
 		{"bad output", []string{"probe", "-o", "xml", closed}, `--output "xml"`},
 		{"bad port", []string{"probe", "--port", "70000", "mx"}, "--port 70000"},
 		{"bad ip", []string{"probe", "--ip", "mx", closed}, `--ip "mx"`},
+		{"bad source", []string{"probe", "--source", "here", closed}, `--source "here"`},
+		{"source not local", []string{"probe", "--timeout", "2s", "--source", "192.0.2.1", closed}, "could not test " + closed + ": connect to"},
 		{"bad domain", []string{"probe", "--local-domains", "a b", closed}, `"a b": not a host or domain name`},
 		{"nothing listens", []string{"probe", "--timeout", "2s", nothing}, "could not test " + nothing + ": connect to"},
 	} {
@@ -131,4 +150,75 @@ func TestProbeHelpWarns(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "WARNING") || !strings.Contains(out, "Test\nonly servers you run or are allowed to test") {
 		t.Errorf("exit %d, help:\n%s", code, out)
 	}
+}
+
+// TestProbeStopsOnSIGTERM: the binary, waiting for a reply with a long
+// timeout, stops at SIGTERM within a second, prints what it had and exits 2.
+func TestProbeStopsOnSIGTERM(t *testing.T) {
+	if testing.Short() || runtime.GOOS == "windows" {
+		t.Skip("runs the binary")
+	}
+	bin := buildBinary(t, t.TempDir())
+	silent := smtpStub(t, "")
+	cmd := exec.Command(bin, "probe", "--timeout", "1h", silent)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		took := time.Since(start)
+		t.Logf("probe stopped %v after SIGTERM: %s", took, strings.TrimSpace(stderr.String()))
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+			t.Errorf("exit: %v, want status 2", err)
+		}
+		if !strings.Contains(stderr.String(), "context canceled") {
+			t.Errorf("stderr: %s", stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("probe did not stop after SIGTERM")
+	}
+}
+
+// TestConfirmWithProbe: with --confirm-with-probe, analyze probes the server
+// when a critical relay finding fires and puts the verdict in the report
+// (text and JSON), and watch does it live and exports it on /metrics.
+func TestConfirmWithProbe(t *testing.T) {
+	open := smtpStub(t, "250 2.1.5 ok")
+	sample := filepath.Join("..", "..", "samples", "postfix", "incident.log")
+	code, out, errOut := runCmd(t, "", append(append([]string{"analyze", "--confirm-with-probe", open}, sampleArgs...), sample)...)
+	if code != exitFindings || !strings.Contains(out, "Confirmed with relaywatch probe "+open+": open") {
+		t.Errorf("analyze: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCmd(t, "", append(append([]string{"analyze", "--output", "json", "--confirm-with-probe", open}, sampleArgs...), sample)...)
+	var rep jsonReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Probe == nil || rep.Probe.Verdict != "open" || len(rep.Probe.Accepted) == 0 {
+		t.Errorf("analyze JSON: exit %d, %v, probe %+v", code, err, rep.Probe)
+	}
+	// No relay finding: no probe.
+	code, out, _ = runCmd(t, "", append(append([]string{"analyze", "--confirm-with-probe", open}, sampleArgs...), filepath.Join("..", "..", "samples", "postfix", "normal.log"))...)
+	if code != exitOK || strings.Contains(out, "Confirmed with") {
+		t.Errorf("normal sample: exit %d\n%s", code, out)
+	}
+	// Live.
+	dir := t.TempDir()
+	log := filepath.Join(dir, "mail.log")
+	os.WriteFile(log, nil, 0o644)
+	addr, stop := startWatch(t, nil, "--state-dir", filepath.Join(dir, "state"), "--confirm-with-probe", open, log)
+	defer stop()
+	waitReady(t, addr)
+	data, _ := os.ReadFile(sample)
+	os.WriteFile(log, data, 0o644)
+	waitUntil(t, 20*time.Second, "the probe's verdict on /metrics", func() bool {
+		m := scrape(t, addr)
+		return m[`relaywatch_probe_verdict{verdict=open}`] == 1 && m[`relaywatch_probe_runs_total{}`] == 1
+	})
 }

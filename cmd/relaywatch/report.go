@@ -10,6 +10,7 @@ import (
 
 	"github.com/relaywatch/relaywatch/alert"
 	"github.com/relaywatch/relaywatch/detect"
+	"github.com/relaywatch/relaywatch/detect/probe"
 	"github.com/relaywatch/relaywatch/parsers"
 )
 
@@ -35,6 +36,8 @@ type report struct {
 	trust     []parsers.Trust
 	learned   []string
 	noDomains bool
+	// probe: the verdict of --confirm-with-probe, if one ran.
+	probe *probe.Confirmation
 }
 
 // observe notes an event's host and time.
@@ -116,6 +119,8 @@ type jsonReport struct {
 	UndeclaredDomains *jsonUndeclared `json:"undeclared_domains"` // null unless relaying went to undeclared domains
 	// MTAConfig is what was taken from the MTA's own configuration.
 	MTAConfig []parsers.Trust `json:"mta_config"`
+	// Probe is the verdict of --confirm-with-probe (null when no probe ran).
+	Probe *probe.Confirmation `json:"probe"`
 }
 
 type jsonUndeclared struct {
@@ -188,6 +193,7 @@ func (r *report) json() jsonReport {
 		Findings:  append([]detect.Finding{}, r.findings...),
 		Incidents: append([]detect.Incident{}, r.incidents...),
 		MTAConfig: append([]parsers.Trust{}, r.trust...),
+		Probe:     r.probe,
 	}
 	if r.undeclared != nil {
 		j.UndeclaredDomains = &jsonUndeclared{r.undeclared, undeclaredNote(r.undeclared)}
@@ -279,6 +285,7 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "\nNOTE: %s\n", termSafe(undeclaredNote(r.undeclared)))
 	}
 	writeIncidents(w, r.incidents)
+	writeConfirmation(w, r.probe)
 	fmt.Fprintf(w, "\nFindings (%d), worst first\n", len(r.findings))
 	for _, f := range r.findings {
 		fmt.Fprintf(w, "\n[%s] %s  %s", strings.ToUpper(f.Severity.String()), f.Rule, f.Key)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -42,6 +45,41 @@ func (o *policyOptions) readTrust() ([]parsers.Trust, error) {
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// localMTA points the policy at the local MTA's configuration when no MTA
+// configuration was given and the MTA's tool is installed: watch runs on
+// the mail host, where that configuration is the truth about who may relay.
+func (o *policyOptions) localMTA(log *slog.Logger) {
+	if o.PostfixConfig != "" || o.EximConfig != "" || o.ExchangeConfig != "" {
+		return
+	}
+	if _, err := exec.LookPath("postconf"); err == nil {
+		if _, err := os.Stat("/etc/postfix/main.cf"); err == nil {
+			o.PostfixConfig = "/etc/postfix"
+		}
+	}
+	for _, tool := range []string{"exim4", "exim"} {
+		if _, err := exec.LookPath(tool); err == nil {
+			o.EximConfig = "auto"
+			break
+		}
+	}
+	if log != nil && (o.PostfixConfig != "" || o.EximConfig != "") {
+		log.Info("taking local domains, relay domains and trusted networks from the local MTA's configuration too (--mta-config none to use only the flags)",
+			"postfix", o.PostfixConfig, "exim", o.EximConfig)
+	}
+}
+
+// logTrust logs what was taken from the MTA's configuration.
+func logTrust(log *slog.Logger, trust []parsers.Trust) {
+	for _, t := range trust {
+		log.Info("trust model from the MTA", "source", t.Source, "local_domains", listOrNone(t.LocalDomains),
+			"relay_domains", listOrNone(t.RelayDomains), "networks", listOrNone(t.Networks))
+		for _, n := range t.Notes {
+			log.Warn("MTA configuration", "source", t.Source, "note", n)
+		}
+	}
 }
 
 // writeTrust says what was taken from the MTA's configuration.

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/relaywatch/relaywatch/detect"
+	"github.com/relaywatch/relaywatch/parsers/exchange"
 )
 
 // gatewayLog writes a Postfix log of a gateway that accepts mail for
@@ -112,5 +117,48 @@ func TestRelayRecipientTableLearnsTheDomain(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("learned %v, want customer.example", rep.Learned)
+	}
+}
+
+// TestWatchRereadsTheMTAConfigurationOnSIGHUP: watch says what it took from
+// the MTA's configuration at start, and SIGHUP reads it again.
+func TestWatchRereadsTheMTAConfigurationOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "postfix")
+	os.Mkdir(conf, 0o755)
+	mainCF := filepath.Join(conf, "main.cf")
+	os.WriteFile(mainCF, []byte("mydestination = first.example\nmynetworks = 127.0.0.1/32\n"), 0o644)
+	cfg := filepath.Join(dir, "relaywatch.yml")
+	os.WriteFile(cfg, []byte("postfix-config: "+conf+"\n"), 0o644)
+	log := filepath.Join(dir, "mail.log")
+	os.WriteFile(log, nil, 0o644)
+	stderr := newSyncBuffer()
+	e := &env{stdout: io.Discard, stderr: stderr, getenv: func(string) string { return "" }}
+	args := []string{"--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--listen", "", log}
+	e.args = args
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, e, append([]string{"watch"}, args...)) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitUntil(t, 10*time.Second, "the trust model at start", func() bool { return strings.Contains(stderr.String(), "first.example") })
+	os.WriteFile(mainCF, []byte("mydestination = first.example, second.example\nmynetworks = 127.0.0.1/32\n"), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitUntil(t, 10*time.Second, "the trust model after SIGHUP", func() bool {
+		return strings.Contains(stderr.String(), "second.example") && strings.Contains(stderr.String(), "reloaded")
+	})
+}
+
+// TestREADMEHasTheExchangeExport keeps the README's PowerShell one-liner the
+// one the Exchange reader documents.
+func TestREADMEHasTheExchangeExport(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), exchange.TrustExport) {
+		t.Error("README.md does not hold exchange.TrustExport verbatim")
 	}
 }

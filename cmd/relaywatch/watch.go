@@ -33,6 +33,7 @@ type watchOptions struct {
 	input         inputOptions
 	policy        policyOptions
 	alerts        alertOptions
+	confirm       confirmOptions
 	Listen        string
 	StateDir      string
 	StateInterval time.Duration
@@ -43,6 +44,7 @@ type watchOptions struct {
 	Journal       []string
 	ShutdownGrace time.Duration
 	LogFormat     string
+	MTAConfig     string
 	Config        string
 	Files         []string
 }
@@ -52,6 +54,7 @@ func (o *watchOptions) AddFlags(fs *pflag.FlagSet) {
 	o.input.AddFlags(fs)
 	o.policy.AddFlags(fs)
 	o.alerts.AddFlags(fs)
+	o.confirm.AddFlags(fs)
 	fs.StringVar(&o.Listen, "listen", DefaultListen, "HTTP address for /metrics, /healthz and /readyz (\"\" to disable)")
 	fs.StringVar(&o.StateDir, "state-dir", "", "directory for positions and learned state (survives restarts); required")
 	fs.DurationVar(&o.StateInterval, "state-interval", 5*time.Second, "how often positions and state are saved")
@@ -62,6 +65,7 @@ func (o *watchOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.Journal, "journal", nil, "follow a systemd unit's journal through journalctl (repeatable), e.g. postfix@-.service")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "at SIGTERM, how long queued alerts may take to be sent before exiting")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "format of watch's own log on stderr: text or json")
+	fs.StringVar(&o.MTAConfig, "mta-config", "auto", "auto: without --postfix-config or --exim-config, take the trust model from the local MTA's configuration when its tool (postconf, exim) is installed; none: only the flags")
 	fs.StringVar(&o.Config, "config", "", "YAML file of settings: flag names without dashes as keys (the command line wins); check it with relaywatch check-config")
 	fs.StringArrayVar(&o.Files, "files", nil, "files or globs to follow, like the arguments (for the config file)")
 }
@@ -105,6 +109,9 @@ func (o *watchOptions) check(args []string) []settingError {
 	if o.ShutdownGrace < 0 {
 		add("shutdown-grace", "--shutdown-grace %v: must not be negative", o.ShutdownGrace)
 	}
+	if o.MTAConfig != "auto" && o.MTAConfig != "none" {
+		add("mta-config", "--mta-config %q: use auto or none", o.MTAConfig)
+	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		add("log-format", "--log-format %q: use text or json", o.LogFormat)
 	}
@@ -116,6 +123,7 @@ func (o *watchOptions) check(args []string) []settingError {
 	errs = append(errs, o.input.check()...)
 	errs = append(errs, o.policy.check()...)
 	errs = append(errs, o.alerts.check()...)
+	errs = append(errs, o.confirm.check()...)
 	return errs
 }
 
@@ -130,6 +138,7 @@ type watcher struct {
 	alerts   *alerting
 	state    *stateFiles
 	follower *source.Follower
+	confirm  *liveConfirmer // nil without --confirm-with-probe
 	started  time.Time
 
 	mu        sync.Mutex // guards everything below and the detector
@@ -156,6 +165,9 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	if err != nil {
 		return err
 	}
+	if o.MTAConfig == "auto" {
+		o.policy.localMTA(log)
+	}
 	w := &watcher{o: o, e: e, log: log, res: res, started: time.Now()}
 	w.live = stream.NewLive(res.registry, res.format, func() parsers.Options {
 		return parsers.Options{Year: o.input.Year, ModTime: time.Now(), Location: res.location}
@@ -180,20 +192,22 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	}
 	w.baseline = baseline
 	w.pipe = &pipeline{det: det}
+	if c := o.confirm.confirmer(o.policy.LocalDomains); c != nil {
+		w.confirm = &liveConfirmer{c: c, log: log}
+	}
+	logTrust(log, o.policy.trust)
 	for _, d := range w.state.saved.LocalDomains {
 		det.Policy().LearnLocalDomain(d) // learned before the restart
 	}
 
-	// HTTP: /metrics, /healthz, /readyz.
+	// HTTP: /metrics, /healthz, /readyz. Listening now fails fast on a bad
+	// --listen; serving starts once the inputs are set up.
 	var srv *http.Server
+	var ln net.Listener
 	if o.Listen != "" {
-		ln, err := net.Listen("tcp", o.Listen)
-		if err != nil {
+		if ln, err = net.Listen("tcp", o.Listen); err != nil {
 			return fmt.Errorf("%w: --listen: %w", errUsage, err)
 		}
-		srv = &http.Server{Handler: w.handler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		log.Info("serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
 	}
 
 	batches := make(chan source.Batch, 64)
@@ -237,6 +251,12 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 			}, batches)
 		}()
 	}
+	if ln != nil {
+		var limited net.Listener
+		srv, limited = newHTTPServer(ln, w.handler()) // timeouts and a connection limit: httpserver.go
+		go srv.Serve(limited)
+		log.Info("serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
+	}
 	if w.follower != nil {
 		go func() {
 			select {
@@ -269,6 +289,12 @@ loop:
 			w.save()
 		case <-idle.C:
 			w.idle()
+			if w.confirm != nil {
+				w.mu.Lock()
+				findings := w.pipe.det.Findings()
+				w.mu.Unlock()
+				w.confirm.consider(rctx, findings)
+			}
 		case <-hup:
 			go func() {
 				if p := w.reload(); p != nil {
@@ -303,6 +329,7 @@ drain:
 			break drain
 		}
 	}
+	w.confirm.wait() // a probe in flight stops with rctx
 	w.save()
 	w.alerts.drain = min(w.alerts.drain, o.ShutdownGrace)
 	w.alerts.stop(e)
@@ -373,7 +400,13 @@ func (w *watcher) reload() *detect.Policy {
 	}
 	var p *detect.Policy
 	if err == nil {
-		p, err = detect.NewPolicy(o.policy.LocalDomains, o.policy.TrustedNetworks, o.policy.KnownClients)
+		if o.MTAConfig == "auto" {
+			o.policy.localMTA(nil)
+		}
+		p, err = o.policy.policy(nil) // the MTA's configuration is read again too
+	}
+	if err == nil {
+		logTrust(w.log, o.policy.trust)
 	}
 	if err != nil {
 		w.log.Error("reload of the config file ignored", "config", w.o.Config, "err", err)

@@ -166,7 +166,7 @@ func TestWatchFollowsAlertsServesMetricsAndStopsCleanly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, e, []string{"watch", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+		done <- run(ctx, e, []string{"watch", "--mta-config", "none", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
 			"--state-interval", "200ms", "--rescan", "100ms", "--year", "2026", "--timezone", "UTC",
 			"--trusted-networks", "127.0.0.1/32", "--alerts-log", alerts, "--instance", "mail", log})
 	}()
@@ -260,7 +260,7 @@ func TestWatchSurvivesKill9(t *testing.T) {
 	alerts := filepath.Join(dir, "alerts.jsonl")
 	state := filepath.Join(dir, "state")
 	start := func() (*exec.Cmd, string, *syncBuffer) {
-		return startProcess(t, bin, "watch", "--state-dir", state, "--listen", "127.0.0.1:0", "--state-interval", "100ms",
+		return startProcess(t, bin, "watch", "--mta-config", "none", "--state-dir", state, "--listen", "127.0.0.1:0", "--state-interval", "100ms",
 			"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--trusted-networks", "127.0.0.1/32",
 			"--alerts-log", alerts, "--instance", "mail", log)
 	}
@@ -269,6 +269,7 @@ func TestWatchSurvivesKill9(t *testing.T) {
 	half := len(lines) * 6 / 10 // inside the burst
 
 	cmd, addr, _ := start()
+	waitReady(t, addr) // a first start reads from the end: write only once the file is followed
 	f, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0o644)
 	f.Write(bytes.Join(lines[:half], nil))
 	halfSize := len(bytes.Join(lines[:half], nil))
@@ -361,7 +362,7 @@ func startWatch(t *testing.T, stdin io.Reader, args ...string) (string, func() i
 	e := &env{stdin: stdin, stdout: io.Discard, stderr: stderr, getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	full := append([]string{"watch", "--listen", "127.0.0.1:0", "--state-interval", "100ms", "--rescan", "100ms",
+	full := append([]string{"watch", "--mta-config", "none", "--listen", "127.0.0.1:0", "--state-interval", "100ms", "--rescan", "100ms",
 		"--year", "2026", "--timezone", "UTC", "--trusted-networks", "127.0.0.1/32"}, args...)
 	go func() { done <- run(ctx, e, full) }()
 	addr := metricsAddr(t, stderr)
@@ -439,7 +440,7 @@ func TestWatchReloadsPolicyOnSIGHUP(t *testing.T) {
 	cfg := filepath.Join(dir, "relaywatch.yml")
 	os.WriteFile(cfg, []byte("trusted-networks: [127.0.0.0/8]\nyear: 2026\ntimezone: UTC\n"), 0o644)
 	alerts := filepath.Join(dir, "alerts.jsonl")
-	cmd, addr, errOut := startProcess(t, bin, "watch", "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
+	cmd, addr, errOut := startProcess(t, bin, "watch", "--mta-config", "none", "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
 		"--rescan", "100ms", "--alerts-log", alerts, log)
 	defer cmd.Process.Kill()
 	waitReady(t, addr)

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/relaywatch/relaywatch/alert"
+	"github.com/relaywatch/relaywatch/detect/probe"
 	"github.com/relaywatch/relaywatch/parsers"
 	"github.com/relaywatch/relaywatch/parsers/source"
 )
@@ -39,6 +40,8 @@ var (
 	descInputLines  = prometheus.NewDesc("relaywatch_input_lines_total", "Lines read from an input.", []string{"file"}, nil)
 	descInputUp     = prometheus.NewDesc("relaywatch_input_up", "1 when a followed file is open and readable, 0 while it is missing or cannot be read.", []string{"file"}, nil)
 	descInputErrors = prometheus.NewDesc("relaywatch_input_errors_total", "Problems with a followed file, by reason (missing, permission, read, other).", []string{"file", "reason"}, nil)
+	descProbeRuns   = prometheus.NewDesc("relaywatch_probe_runs_total", "Probes of the server run to confirm a relay finding (--confirm-with-probe).", nil, nil)
+	descProbe       = prometheus.NewDesc("relaywatch_probe_verdict", "1 for the verdict of the latest confirming probe (open, closed, untested).", []string{"verdict"}, nil)
 	descSaves       = prometheus.NewDesc("relaywatch_state_saves_total", "State saves, by result (ok, failed).", []string{"result"}, nil)
 )
 
@@ -48,7 +51,7 @@ type watchCollector struct{ w *watcher }
 // Describe implements prometheus.Collector.
 func (c watchCollector) Describe(ch chan<- *prometheus.Desc) {
 	(&runMetrics{}).Describe(ch)
-	for _, d := range []*prometheus.Desc{descFileOffset, descFileBehind, descFileIdle, descInputLines, descInputUp, descInputErrors, descSaves} {
+	for _, d := range []*prometheus.Desc{descFileOffset, descFileBehind, descFileIdle, descInputLines, descInputUp, descInputErrors, descProbeRuns, descProbe, descSaves} {
 		ch <- d
 	}
 	prometheusGo.Describe(ch)
@@ -134,6 +137,17 @@ func (c watchCollector) Collect(ch chan<- prometheus.Metric) {
 				size = fi.Size()
 			}
 			ch <- prometheus.MustNewConstMetric(descFileBehind, prometheus.GaugeValue, float64(max(size-st.Offset, 0)), im.name)
+		}
+	}
+	if w.confirm != nil {
+		last, runs := w.confirm.latest()
+		ch <- prometheus.MustNewConstMetric(descProbeRuns, prometheus.CounterValue, float64(runs))
+		for _, v := range []string{probe.Open, probe.Closed, probe.Untested} {
+			val := 0.0
+			if last != nil && last.Verdict == v {
+				val = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descProbe, prometheus.GaugeValue, val, v)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descSaves, prometheus.CounterValue, float64(saves), "ok")

@@ -54,6 +54,9 @@ const (
 type Config struct {
 	// Addr is host:port.
 	Addr string
+	// Source is the local IP address to connect from (default: chosen by
+	// the system).
+	Source string
 	// ImplicitTLS speaks TLS from the first byte (port 465).
 	ImplicitTLS bool
 	// NoStartTLS keeps the session in clear text even when STARTTLS is offered.
@@ -151,7 +154,8 @@ func (r *Result) Summary() string {
 	case Closed:
 		return fmt.Sprintf("closed: 0 of %d variants accepted (%d refused, %d need authentication)", n, r.Refused, r.NeedsAuth)
 	}
-	return fmt.Sprintf("could not test: %d of %d variants could not be tested, 0 accepted", r.Errors, n)
+	total := len(VariantNames)
+	return fmt.Sprintf("could not test: %d of %d variants not decided, none accepted", total-r.Refused-r.NeedsAuth, total)
 }
 
 // AcceptedVariants are the names of the accepted variants.
@@ -314,7 +318,7 @@ func (s *session) connect(ctx context.Context) error {
 	if s.cfg.ImplicitTLS {
 		tconf = s.tlsConf
 	}
-	c, err := dial(ctx, s.cfg.Addr, s.cfg.Timeout, tconf)
+	c, err := dial(ctx, s.cfg.Addr, s.cfg.Source, s.cfg.Timeout, tconf)
 	if err != nil {
 		return err
 	}
@@ -472,6 +476,10 @@ func (s *session) attempt(v Variant) (Attempt, error) {
 	a.MailReply = &rep
 	if !rep.Positive() {
 		a.Verdict = classify(rep)
+		if rep.Code == 530 && strings.Contains(strings.ToUpper(rep.String()), "STARTTLS") {
+			// "530 5.7.0 Must issue a STARTTLS command first": relaying was not tested.
+			a.Verdict, a.Error = Error, "the server wants STARTTLS first: "+rep.String()
+		}
 	} else {
 		rcpt := "RCPT TO:<" + v.To + ">"
 		a.Commands = append(a.Commands, rcpt)

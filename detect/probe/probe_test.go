@@ -110,6 +110,11 @@ func TestVerdicts(t *testing.T) {
 			verdict: Closed, counts: [4]int{0, 0, 17, 0},
 		},
 		{
+			name:    "STARTTLS required, and not done (--no-starttls): not tested",
+			conf:    serverConf{mail: func(string) string { return "530 5.7.0 Must issue a STARTTLS command first" }},
+			verdict: Untested, counts: [4]int{0, 0, 0, 17},
+		},
+		{
 			name: "Exchange refuses anonymous relay",
 			conf: serverConf{rcpt: func(_, _ string) string {
 				return "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"
@@ -259,6 +264,9 @@ func TestFaults(t *testing.T) {
 			}
 			if len(res.Attempts) != 17 {
 				t.Errorf("%d attempts", len(res.Attempts))
+			}
+			if want := "could not test: 17 of 17 variants not decided, none accepted"; tt.verdict == Untested && res.Summary() != want {
+				t.Errorf("summary %q, want %q", res.Summary(), want)
 			}
 			if tt.errContains != "" && !strings.Contains(res.Attempts[0].Error, tt.errContains) {
 				t.Errorf("first error %q, want it to contain %q", res.Attempts[0].Error, tt.errContains)

@@ -160,8 +160,15 @@ type conn struct {
 
 // dial connects to addr (implicit TLS when tlsConf is not nil), closing the
 // connection as soon as ctx is done so that no step outlives a cancellation.
-func dial(ctx context.Context, addr string, timeout time.Duration, tlsConf *tls.Config) (*conn, error) {
+func dial(ctx context.Context, addr, source string, timeout time.Duration, tlsConf *tls.Config) (*conn, error) {
 	d := net.Dialer{Timeout: timeout}
+	if source != "" {
+		ip := net.ParseIP(source)
+		if ip == nil {
+			return nil, fmt.Errorf("source address %q: not an IP address", source)
+		}
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)

@@ -263,17 +263,11 @@ func redirects(dst []parsers.Event, base parsers.Event, rcpts, related string) (
 	if related == "" || rcpts == "" {
 		return dst, parsers.Irrelevant
 	}
-	if i := strings.IndexByte(related, ';'); i >= 0 {
-		related = related[:i]
-	}
+	related, _, _ = strings.Cut(related, ";")
 	before := len(dst)
 	for rcpts != "" {
 		var r string
-		if j := strings.IndexByte(rcpts, ';'); j >= 0 {
-			r, rcpts = rcpts[:j], rcpts[j+1:]
-		} else {
-			r, rcpts = rcpts, ""
-		}
+		r, rcpts, _ = strings.Cut(rcpts, ";")
 		if r == "" || strings.EqualFold(r, related) {
 			continue
 		}

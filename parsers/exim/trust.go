@@ -1,7 +1,6 @@
 package exim
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -234,23 +233,14 @@ func fileItems(t *parsers.Trust, path, typ string) []string {
 		}
 		return out
 	}
-	f, err := os.Open(path)
+	out, err := parsers.ReadListFile(path, func(line string) []string {
+		if typ == "lsearch" {
+			return []string{strings.TrimSuffix(strings.Fields(line)[0], ":")} // the key
+		}
+		return []string{line} // one item a line
+	})
 	if err != nil {
 		t.Notef("%s: %v", path, err)
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() && len(out) < 100000 {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		if typ == "lsearch" {
-			line = strings.TrimSuffix(strings.Fields(line)[0], ":")
-		}
-		out = append(out, line)
 	}
 	return out
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/relaywatch/relaywatch/parsers"
 )
 
 func TestReadTrust(t *testing.T) {
@@ -56,4 +58,23 @@ func TestReadTrustWithoutLists(t *testing.T) {
 	if _, err := ReadTrust(context.Background(), path); err == nil {
 		t.Error("a configuration without the lists gave no error")
 	}
+}
+
+// FuzzReadConfig: any configuration text gives lists without a panic.
+func FuzzReadConfig(f *testing.F) {
+	f.Add("MAIN = a : b\ndomainlist local_domains = MAIN : +other : lsearch;/nonexistent\nhostlist relay_from_hosts = <; ::1 ; 10.0.0.0/8 ; @[]\ndomainlist other = c\n")
+	f.Add("domainlist local_domains = \\\n  x\nbegin acl\n")
+	f.Fuzz(func(t *testing.T, conf string) {
+		macros, lists := readConfig(conf)
+		tr := &parsers.Trust{}
+		r := resolver{t: tr, macros: macros, lists: lists}
+		for _, name := range []string{"local_domains", "relay_to_domains"} {
+			for _, item := range r.items(name, 0) {
+				r.domain(&tr.LocalDomains, item)
+			}
+		}
+		for _, item := range r.items("relay_from_hosts", 0) {
+			r.host(item)
+		}
+	})
 }

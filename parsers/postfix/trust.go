@@ -1,7 +1,6 @@
 package postfix
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -274,23 +273,14 @@ func tableKeys(item string) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("table %s cannot be listed: add its domains with --local-domains", item)
 	}
-	f, err := os.Open(name)
+	keys, err := parsers.ReadListFile(name, func(line string) []string {
+		if typ == "file" {
+			return splitList(line) // a list in a file
+		}
+		return strings.Fields(line)[:1] // a table source: the key
+	})
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", item, err)
 	}
-	defer f.Close()
-	var keys []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() && len(keys) < 100000 {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		if typ == "file" {
-			keys = append(keys, splitList(line)...)
-			continue
-		}
-		keys = append(keys, strings.Fields(line)[0])
-	}
-	return keys, sc.Err()
+	return keys, nil
 }

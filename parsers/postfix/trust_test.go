@@ -89,3 +89,27 @@ func TestReadTrustErrors(t *testing.T) {
 		t.Error("master.cf was taken for main.cf")
 	}
 }
+
+// FuzzMainCF: any main.cf gives parameter values without a panic, and the
+// lists split into items without white space.
+func FuzzMainCF(f *testing.F) {
+	f.Add("mydestination = $myhostname, ${mydomain} $(x)\n  inline:{ a, b }\nmynetworks = [::1]/128 $")
+	f.Add("relay_domains = $relay_domains\nx = ${")
+	f.Fuzz(func(t *testing.T, conf string) {
+		path := filepath.Join(t.TempDir(), "main.cf")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		values, err := readMainCF(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range values {
+			for _, item := range splitList(v) {
+				if item == "" {
+					t.Errorf("empty item from %q", v)
+				}
+			}
+		}
+	})
+}

@@ -888,12 +888,16 @@ func findRotated(path string, id Identity, exclude fileKey) (string, bool) {
 				return m, true
 			}
 		}
-		if byContent == "" && id.FingerprintLen == fingerprintSize && sameFirstBytes(m, id) {
+		if byContent == "" && id.FingerprintLen >= minContentMatch && sameFirstBytes(m, id) {
 			byContent = m
 		}
 	}
 	return byContent, byContent != ""
 }
+
+// minContentMatch is how many first bytes a copy must share with a file to
+// be taken for its copy (a syslog line's timestamp and host are in them).
+const minContentMatch = 64
 
 // globEscape escapes glob metacharacters in a literal path.
 func globEscape(p string) string {
