@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,9 +27,10 @@ import (
 
 var promql = parser.NewParser(parser.Options{})
 
-// servedMetricNames runs watch on a copy of the Exim incident with a JSON
-// alerts log (a sink) and returns the metric names on its /metrics once it
-// has read the file, fired its alerts and saved its state.
+// servedMetricNames runs the relaywatch binary's watch on a copy of the
+// Exim incident with a JSON alerts log (a sink) and returns the metric names
+// on its /metrics once it has read the file, fired its alerts and saved its
+// state.
 func servedMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	dir := t.TempDir()
@@ -40,9 +42,13 @@ func servedMetricNames(t *testing.T) map[string]bool {
 	if err := os.WriteFile(logFile, sample, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr, stop := startWatch(t, nil, "--state-dir", filepath.Join(dir, "state"), "--from-start",
-		"--alerts-log", filepath.Join(dir, "alerts.jsonl"), logFile)
-	defer stop()
+	cmd, addr, _ := startProcess(t, buildBinary(t, dir), "watch", "--listen", "127.0.0.1:0", "--state-interval", "100ms",
+		"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--trusted-networks", "127.0.0.1/32",
+		"--state-dir", filepath.Join(dir, "state"), "--from-start", "--alerts-log", filepath.Join(dir, "alerts.jsonl"), logFile)
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
 	names := map[string]bool{}
 	waitUntil(t, 20*time.Second, "the incident and a state save", func() bool {
 		m := scrape(t, addr)
