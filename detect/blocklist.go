@@ -140,11 +140,10 @@ func (b *blocklistRule) delivered(d *Detector, e *parsers.Event, class DeliveryC
 		return
 	}
 	b.refused++
-	receiver := Domain(e.To)
+	// Kept in the rule's sets and the finding: a copy, not a view of the
+	// input block.
+	receiver := strings.Clone(Domain(e.To))
 	if receiver != "" {
-		if _, ok := b.receivers.get(receiver); !ok {
-			receiver = strings.Clone(receiver)
-		}
 		b.receivers.put(receiver, e.Time)
 	}
 	receivers := 0
