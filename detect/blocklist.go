@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -64,15 +65,23 @@ var blocklists = []blocklist{
 	{"other", "a blocklist", []string{"blocked using ", "listed at ", "listed in ", "dnsbl", " rbl", "blacklist", "blocklist", "block list"}, "the list the reply names"},
 }
 
-// matchBlocklist returns the list a remote reply names, or nil.
-func matchBlocklist(reply string) *blocklist {
+// matchBlocklist returns the list a remote reply names, or nil. buf is
+// scratch space for the reply in lower case (ASCII: the lists' words are),
+// reused so that a deferral costs no allocation.
+func matchBlocklist(reply string, buf *[]byte) *blocklist {
 	if reply == "" {
 		return nil
 	}
-	lower := strings.ToLower(reply)
+	lower := append((*buf)[:0], reply...)
+	for i, c := range lower {
+		if 'A' <= c && c <= 'Z' {
+			lower[i] = c + 'a' - 'A'
+		}
+	}
+	*buf = lower
 	for i := range blocklists {
 		for _, s := range blocklists[i].any {
-			if strings.Contains(lower, s) {
+			if bytes.Contains(lower, []byte(s)) {
 				return &blocklists[i]
 			}
 		}
@@ -93,6 +102,7 @@ type blocklistRule struct {
 	// The outbound attempts and blocklist refusals of the current window.
 	windowStart    time.Time
 	total, refused int
+	lower          []byte // matchBlocklist's scratch
 }
 
 func newBlocklistRule(cfg BlocklistConfig) (*blocklistRule, error) {
@@ -135,7 +145,7 @@ func (b *blocklistRule) delivered(d *Detector, e *parsers.Event, class DeliveryC
 	if e.Status != parsers.StatusDeferred && e.Status != parsers.StatusBounced && e.Status != parsers.StatusExpired {
 		return
 	}
-	list := matchBlocklist(e.Reply)
+	list := matchBlocklist(e.Reply, &b.lower)
 	if list == nil {
 		return
 	}
