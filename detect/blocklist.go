@@ -80,14 +80,25 @@ func matchBlocklist(reply string, buf *[]byte) *blocklist {
 	}
 	*buf = lower
 	for i := range blocklists {
-		for _, s := range blocklists[i].any {
-			if bytes.Contains(lower, []byte(s)) {
+		for _, s := range blocklistWords[i] {
+			if bytes.Contains(lower, s) {
 				return &blocklists[i]
 			}
 		}
 	}
 	return nil
 }
+
+// blocklistWords are the lists' words as bytes, converted once.
+var blocklistWords = func() [][][]byte {
+	out := make([][][]byte, len(blocklists))
+	for i, l := range blocklists {
+		for _, s := range l.any {
+			out[i] = append(out[i], []byte(s))
+		}
+	}
+	return out
+}()
 
 // maxBlockReceivers bounds the receiving domains remembered.
 const maxBlockReceivers = 1000
