@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -64,21 +65,40 @@ var blocklists = []blocklist{
 	{"other", "a blocklist", []string{"blocked using ", "listed at ", "listed in ", "dnsbl", " rbl", "blacklist", "blocklist", "block list"}, "the list the reply names"},
 }
 
-// matchBlocklist returns the list a remote reply names, or nil.
-func matchBlocklist(reply string) *blocklist {
+// matchBlocklist returns the list a remote reply names, or nil. buf is
+// scratch space for the reply in lower case (ASCII: the lists' words are),
+// reused so that a deferral costs no allocation.
+func matchBlocklist(reply string, buf *[]byte) *blocklist {
 	if reply == "" {
 		return nil
 	}
-	lower := strings.ToLower(reply)
+	lower := append((*buf)[:0], reply...)
+	for i, c := range lower {
+		if 'A' <= c && c <= 'Z' {
+			lower[i] = c + 'a' - 'A'
+		}
+	}
+	*buf = lower
 	for i := range blocklists {
-		for _, s := range blocklists[i].any {
-			if strings.Contains(lower, s) {
+		for _, s := range blocklistWords[i] {
+			if bytes.Contains(lower, s) {
 				return &blocklists[i]
 			}
 		}
 	}
 	return nil
 }
+
+// blocklistWords are the lists' words as bytes, converted once.
+var blocklistWords = func() [][][]byte {
+	out := make([][][]byte, len(blocklists))
+	for i, l := range blocklists {
+		for _, s := range l.any {
+			out[i] = append(out[i], []byte(s))
+		}
+	}
+	return out
+}()
 
 // maxBlockReceivers bounds the receiving domains remembered.
 const maxBlockReceivers = 1000
@@ -93,6 +113,7 @@ type blocklistRule struct {
 	// The outbound attempts and blocklist refusals of the current window.
 	windowStart    time.Time
 	total, refused int
+	lower          []byte // matchBlocklist's scratch
 }
 
 func newBlocklistRule(cfg BlocklistConfig) (*blocklistRule, error) {
@@ -135,16 +156,15 @@ func (b *blocklistRule) delivered(d *Detector, e *parsers.Event, class DeliveryC
 	if e.Status != parsers.StatusDeferred && e.Status != parsers.StatusBounced && e.Status != parsers.StatusExpired {
 		return
 	}
-	list := matchBlocklist(e.Reply)
+	list := matchBlocklist(e.Reply, &b.lower)
 	if list == nil {
 		return
 	}
 	b.refused++
-	receiver := Domain(e.To)
+	// Kept in the rule's sets and the finding: a copy, not a view of the
+	// input block.
+	receiver := strings.Clone(Domain(e.To))
 	if receiver != "" {
-		if _, ok := b.receivers.get(receiver); !ok {
-			receiver = strings.Clone(receiver)
-		}
 		b.receivers.put(receiver, e.Time)
 	}
 	receivers := 0

@@ -14,6 +14,7 @@ import (
 // TestBlocklistReplies lists real receivers' replies with their sources.
 // Addresses and hosts are as the sources show them.
 func TestBlocklistReplies(t *testing.T) {
+	var buf []byte
 	for _, tc := range []struct{ reply, want, source string }{
 		// ../shared/corpus/postfix/whyscream-postfix-grok-patterns.messages.log:112 (BSD-3-Clause)
 		{"host gmail-smtp-in.l.google.com[2607:f8b0:400e:c04::1b] said: 550-5.7.1 [2607:4100:3:25:100::2      12] Our system has detected that this 550-5.7.1 message is likely unsolicited mail. To reduce the amount of spam sent 550-5.7.1 to Gmail, this message has been blocked.", "gmail", "corpus whyscream smtp_0018"},
@@ -45,7 +46,7 @@ func TestBlocklistReplies(t *testing.T) {
 		{"550 5.1.1 The email account that you tried to reach does not exist.", "", "Gmail unknown user"},
 	} {
 		got := ""
-		if l := matchBlocklist(tc.reply); l != nil {
+		if l := matchBlocklist(tc.reply, &buf); l != nil {
 			got = l.id
 		}
 		if got != tc.want {
