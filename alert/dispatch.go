@@ -1,6 +1,8 @@
 package alert
 
 import (
+	"github.com/relaywatch/relaywatch/detect"
+
 	"context"
 	"errors"
 	"fmt"
@@ -100,6 +102,10 @@ type DispatchConfig struct {
 	// OnDelivered, if set, is called from the dispatcher's goroutine with
 	// every batch the sink took (the delivery state a restart reads).
 	OnDelivered func(sink string, batch []Transition)
+	// MinSeverity keeps transitions of alerts below it off the sink (Slack
+	// pages people: an info finding such as relay-probing, which every
+	// Internet-facing server shows, must not). Summaries pass.
+	MinSeverity detect.Severity
 }
 
 // Failure reasons, the label values of a sink's failure counts.
@@ -181,6 +187,9 @@ func (d *Dispatcher) Name() string { return d.sink.Name() }
 // Enqueue queues a transition without blocking; when the queue is full the
 // transition is dropped, counted and logged (the first of a run of drops).
 func (d *Dispatcher) Enqueue(t Transition) {
+	if t.Kind != Summary && t.Alert.Severity < d.cfg.MinSeverity {
+		return
+	}
 	d.mu.Lock()
 	full := len(d.queue) >= d.cfg.QueueSize
 	if !full {

@@ -162,3 +162,20 @@ func TestNetworkFailureLogHasNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestMinSeverityKeepsInfoOffTheSink: a sink that pages people (Slack)
+// does not get info alerts (relay-probing shows on every Internet-facing
+// server), and gets warnings and worse as before.
+func TestMinSeverityKeepsInfoOffTheSink(t *testing.T) {
+	tr := func(key string, sev detect.Severity) Transition {
+		f := finding(detect.RuleForeignToForeign, key, 1, t0)
+		f.Severity = sev
+		return Transition{Kind: Fired, Alert: Alert{Finding: f}}
+	}
+	rec := &recordingSink{}
+	runDispatcher(t, rec, DispatchConfig{Clock: &fakeClock{now: t0}, MinInterval: -1, MinSeverity: detect.SeverityWarning},
+		tr("info", detect.SeverityInfo), tr("warn", detect.SeverityWarning), tr("crit", detect.SeverityCritical))
+	if got := strings.Join(rec.got, ", "); got != "fired warn, fired crit" {
+		t.Errorf("the sink got %s", got)
+	}
+}

@@ -28,23 +28,25 @@ const (
 
 // alertOptions are the flags that say where alerts go.
 type alertOptions struct {
-	SlackWebhook   string
-	SlackToken     string
-	SlackChannel   string
-	SlackAPIURL    string
-	Alertmanagers  []string
-	AMRefresh      time.Duration
-	AlertsLog      string
-	ResolveAfter   time.Duration
-	Instance       string
-	DrainTimeout   time.Duration
-	slackMinPeriod time.Duration // tests lower it
+	SlackWebhook     string
+	SlackToken       string
+	SlackChannel     string
+	SlackAPIURL      string
+	Alertmanagers    []string
+	AMRefresh        time.Duration
+	AlertsLog        string
+	ResolveAfter     time.Duration
+	Instance         string
+	DrainTimeout     time.Duration
+	SlackMinSeverity string
+	slackMinPeriod   time.Duration // tests lower it
 }
 
 // AddFlags registers the alert flags.
 func (o *alertOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SlackWebhook, "slack-webhook", "", "Slack incoming webhook URL (better: $"+envSlackWebhook+")")
 	fs.StringVar(&o.SlackToken, "slack-token", "", "Slack bot token, with --slack-channel (better: $"+envSlackToken+")")
+	fs.StringVar(&o.SlackMinSeverity, "slack-min-severity", "warning", "alerts below this severity (info, warning, critical) are not posted to Slack; Alertmanager and the alerts log get every one")
 	fs.StringVar(&o.SlackChannel, "slack-channel", "", "Slack channel for the bot token, e.g. #mail-alerts or C0123456")
 	fs.StringVar(&o.SlackAPIURL, "slack-api-url", "", "Slack Web API base URL (default Slack's; for tests and proxies)")
 	fs.StringArrayVar(&o.Alertmanagers, "alertmanager", nil, "Alertmanager base URL, e.g. http://127.0.0.1:9093 (repeatable)")
@@ -170,6 +172,8 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 		c := cfg
 		if _, ok := s.(*alert.Alertmanager); ok {
 			c.MinInterval = -1 // Slack's rate limit is not Alertmanager's
+		} else {
+			c.MinSeverity, _ = detect.ParseSeverity(o.SlackMinSeverity) // checked
 		}
 		d := alert.NewDispatcher(s, c)
 		a.senders.Add(1)

@@ -98,6 +98,9 @@ func (o *alertOptions) check() []settingError {
 	if o.SlackToken != "" && o.SlackChannel == "" {
 		errs = append(errs, settingError{"slack-token", fmt.Errorf("a Slack bot token needs --slack-channel")})
 	}
+	if _, err := detect.ParseSeverity(o.SlackMinSeverity); err != nil {
+		errs = append(errs, settingError{"slack-min-severity", fmt.Errorf("--slack-min-severity: %w", err)})
+	}
 	if o.AMRefresh <= 0 {
 		errs = append(errs, settingError{"alertmanager-refresh", fmt.Errorf("--alertmanager-refresh %v: must be positive", o.AMRefresh)})
 	}
