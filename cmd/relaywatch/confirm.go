@@ -95,6 +95,9 @@ func writeConfirmation(w io.Writer, conf *probe.Confirmation) {
 type liveConfirmer struct {
 	c   *probe.Confirmer
 	log *slog.Logger
+	// announce, if set, adds a verdict to the open alert of the finding
+	// that called for it (an update to every sink).
+	announce func(rule, key string, conf probe.Confirmation)
 
 	mu       sync.Mutex
 	asked    map[string]bool // findings (rule and key) already confirmed, bounded
@@ -142,11 +145,19 @@ func (lc *liveConfirmer) consider(ctx context.Context, findings []detect.Finding
 			lc.runs++
 		}
 		lc.mu.Unlock()
+		if ok && lc.announce != nil {
+			lc.announce(rule, key, conf)
+		}
 		if ok {
 			lc.log.Warn("relay finding confirmed with a probe of the server", "rule", rule, "key", alert.EscapeControl(key, ""),
 				"target", conf.Target, "verdict", conf.Verdict, "summary", conf.Summary, "accepted", conf.Accepted)
 		}
 	}()
+}
+
+// confirmationLine is how a verdict reads in an alert.
+func confirmationLine(conf probe.Confirmation) string {
+	return fmt.Sprintf("Confirmed with relaywatch probe %s: %s (%s).", conf.Target, conf.Verdict, conf.Summary)
 }
 
 // latest returns the latest verdict and how many probes ran.

@@ -212,7 +212,8 @@ func TestConfirmWithProbe(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "mail.log")
 	os.WriteFile(log, nil, 0o644)
-	addr, stop := startWatch(t, nil, "--state-dir", filepath.Join(dir, "state"), "--confirm-with-probe", open, log)
+	alerts := filepath.Join(dir, "alerts.jsonl")
+	addr, stop := startWatch(t, nil, "--state-dir", filepath.Join(dir, "state"), "--confirm-with-probe", open, "--alerts-log", alerts, log)
 	defer stop()
 	waitReady(t, addr)
 	data, _ := os.ReadFile(sample)
@@ -220,5 +221,10 @@ func TestConfirmWithProbe(t *testing.T) {
 	waitUntil(t, 20*time.Second, "the probe's verdict on /metrics", func() bool {
 		m := scrape(t, addr)
 		return m[`relaywatch_probe_verdict{verdict=open}`] == 1 && m[`relaywatch_probe_runs_total{}`] == 1
+	})
+	// The verdict reaches the sinks as an update of the alert that called for it.
+	waitUntil(t, 10*time.Second, "the update in the alerts log", func() bool {
+		data, _ := os.ReadFile(alerts)
+		return strings.Contains(string(data), `"transition":"updated"`) && strings.Contains(string(data), "Confirmed with relaywatch probe "+open+": open")
 	})
 }

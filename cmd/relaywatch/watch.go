@@ -18,7 +18,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/relaywatch/relaywatch/alert"
 	"github.com/relaywatch/relaywatch/detect"
+	"github.com/relaywatch/relaywatch/detect/probe"
 	"github.com/relaywatch/relaywatch/parsers"
 	"github.com/relaywatch/relaywatch/parsers/source"
 	"github.com/relaywatch/relaywatch/parsers/stream"
@@ -193,7 +195,7 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	w.baseline = baseline
 	w.pipe = &pipeline{det: det}
 	if c := o.confirm.confirmer(o.policy.LocalDomains); c != nil {
-		w.confirm = &liveConfirmer{c: c, log: log}
+		w.confirm = &liveConfirmer{c: c, log: log, announce: w.announceConfirmation}
 	}
 	logTrust(log, o.policy.trust)
 	for _, d := range w.state.saved.LocalDomains {
@@ -364,6 +366,21 @@ func (w *watcher) handle(b *source.Batch) {
 	w.pipe.handle(w.buf)
 	clear(w.buf)
 	w.positions.Advance(b)
+}
+
+// announceConfirmation sends a probe's verdict to every sink as an update
+// of the open alert of the finding that called for the probe.
+func (w *watcher) announceConfirmation(rule, key string, conf probe.Confirmation) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range w.alerts.manager.Open() {
+		if a.Rule == rule && a.Key == key {
+			a.Summary += " " + confirmationLine(conf)
+			a.Evidence = append(append([]string(nil), a.Evidence...), confirmationLine(conf))
+			w.alerts.emit(alert.Transition{Kind: alert.Updated, Alert: a})
+			return
+		}
+	}
 }
 
 // handleQueued hands over the batches already queued, without waiting.
