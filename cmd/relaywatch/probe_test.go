@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -167,24 +166,14 @@ func TestProbeStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	start := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		took := time.Since(start)
-		t.Logf("probe stopped %v after SIGTERM: %s", took, strings.TrimSpace(stderr.String()))
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
-			t.Errorf("exit: %v, want status 2", err)
-		}
-		if !strings.Contains(stderr.String(), "context canceled") {
-			t.Errorf("stderr: %s", stderr.String())
-		}
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("probe did not stop after SIGTERM")
+	took, err := terminate(t, cmd)
+	t.Logf("probe stopped %v after SIGTERM: %s", took, strings.TrimSpace(stderr.String()))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+		t.Errorf("exit: %v, want status 2", err)
+	}
+	if !strings.Contains(stderr.String(), "context canceled") {
+		t.Errorf("stderr: %s", stderr.String())
 	}
 }
 
