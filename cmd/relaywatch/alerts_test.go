@@ -121,17 +121,8 @@ func TestReturningAbuserIsAlertedAgainLive(t *testing.T) {
 	log := filepath.Join(dir, "mail.log")
 	os.WriteFile(log, nil, 0o644)
 	alertsLog := filepath.Join(dir, "alerts.jsonl")
-	stderr := newSyncBuffer()
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: stderr, getenv: func(string) string { return "" }}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, e, []string{"watch", "--mta-config", "none", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
-			"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--local-domains", "example.org",
-			"--trusted-networks", "10.0.0.0/8", "--alerts-log", alertsLog, "--instance", "mail", log})
-	}()
-	addr := metricsAddr(t, stderr)
+	addr, stop := startWatch(t, nil, "--state-dir", filepath.Join(dir, "state"), "--local-domains", "example.org",
+		"--trusted-networks", "10.0.0.0/8", "--alerts-log", alertsLog, "--instance", "mail", log)
 	waitReady(t, addr)
 	mon, wed := abuserDays(40)
 	appendTo := func(s string) {
@@ -153,9 +144,8 @@ func TestReturningAbuserIsAlertedAgainLive(t *testing.T) {
 	if got[6] != "resolved 40 #0" || got[7] != "fired 1 #1" {
 		t.Errorf("transitions %v", got)
 	}
-	cancel()
-	if code := <-done; code != exitOK {
-		t.Errorf("exit %d: %s", code, stderr.String())
+	if code := stop(); code != exitOK {
+		t.Errorf("exit %d", code)
 	}
 }
 
