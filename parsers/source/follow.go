@@ -283,7 +283,7 @@ func (f *Follower) scan(ctx context.Context) {
 		}
 	}
 	for _, p := range start {
-		pf := &pathFollower{f: f, path: p, named: found[p], errs: map[string]uint64{}, done: make(chan struct{}), parent: ctx, wake: make(chan struct{}, 1)}
+		pf := &pathFollower{f: f, path: p, errs: map[string]uint64{}, parent: ctx, wake: make(chan struct{}, 1)}
 		pf.ctx, pf.cancel = context.WithCancel(ctx)
 		// The first open happens here so that Ready means every file
 		// present at the first scan is open at its starting offset.
@@ -393,11 +393,9 @@ type openFile struct {
 type pathFollower struct {
 	f       *Follower
 	path    string
-	named   bool
 	parent  context.Context // the follower's
 	ctx     context.Context
 	cancel  context.CancelFunc
-	done    chan struct{}
 	removed atomic.Bool
 	wake    chan struct{} // a change in the directory (notifier)
 	watched bool          // the notifier watches the directory
@@ -610,7 +608,6 @@ func (pf *pathFollower) addOld(path string, offset int64, why string) {
 
 // run reads the path's files until the follower stops it or ctx ends.
 func (pf *pathFollower) run() {
-	defer close(pf.done)
 	defer pf.closeAll()
 	// A FIFO's read parks until a writer writes: closing it is what wakes
 	// the reader at shutdown.
@@ -672,7 +669,7 @@ func (pf *pathFollower) step() {
 		pf.openCurrent(false, nil)
 		return
 	}
-	ok, truncated := pf.readChecked(cur, cur.regular)
+	ok, truncated := pf.readChecked(cur, cur.regular, pf.ctx.Done())
 	if truncated {
 		pf.restartTruncated(cur)
 		pf.step() // the copy's rest first, then the file from its start
@@ -689,14 +686,15 @@ func (pf *pathFollower) step() {
 // readToEnd reads a file up to its current end and sends the lines; false
 // when the follower is stopping.
 func (pf *pathFollower) readToEnd(of *openFile) bool {
-	ok, _ := pf.readChecked(of, false)
+	ok, _ := pf.readChecked(of, false, pf.ctx.Done())
 	return ok
 }
 
 // readChecked is readToEnd that, with check, looks for truncation before
 // every read (a file truncated and written again past our offset must not
-// be read on from there) and stops when it finds one.
-func (pf *pathFollower) readChecked(of *openFile, check bool) (ok, truncated bool) {
+// be read on from there) and stops when it finds one. It gives up handing
+// over lines once stop is closed; ok is false then.
+func (pf *pathFollower) readChecked(of *openFile, check bool, stop <-chan struct{}) (ok, truncated bool) {
 	for {
 		if check && pf.truncated(of) {
 			return true, true
@@ -718,7 +716,7 @@ func (pf *pathFollower) readChecked(of *openFile, check bool) (ok, truncated boo
 			b := Batch{Input: pf.path, Positioned: of.regular, File: of.id, End: of.lr.Offset(), Lines: lines, TooLong: tl}
 			select {
 			case pf.f.out <- b:
-			case <-pf.ctx.Done():
+			case <-stop:
 				return false, false
 			}
 		}
@@ -726,7 +724,12 @@ func (pf *pathFollower) readChecked(of *openFile, check bool) (ok, truncated boo
 			if err != io.EOF && !errors.Is(err, io.ErrNoProgress) && !errors.Is(err, os.ErrClosed) {
 				pf.setProblem("read", err)
 			}
-			return pf.ctx.Err() == nil, false
+			select {
+			case <-stop:
+				return false, false
+			default:
+				return true, false
+			}
 		}
 	}
 }
@@ -825,19 +828,10 @@ func (pf *pathFollower) drain() {
 		if of == nil || !of.regular {
 			continue
 		}
-		for {
-			lines, err := of.lr.Read(nil)
-			if len(lines) > 0 {
-				b := Batch{Input: pf.path, Positioned: true, File: of.id, End: of.lr.Offset(), Lines: lines}
-				select {
-				case pf.f.out <- b:
-				case <-pf.parent.Done():
-					return // what was not handed over is read again at the next start
-				}
-			}
-			if err != nil {
-				break
-			}
+		// Until the whole follower stops: what is not handed over then is
+		// read again at the next start.
+		if ok, _ := pf.readChecked(of, false, pf.parent.Done()); !ok {
+			return
 		}
 	}
 }

@@ -55,13 +55,13 @@ type Config struct {
 func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (parsers.Format, error) {
 	bl := source.NewBlocker(ctxReader{ctx, r}, cfg.BlockSize)
 	stage := NewStage(cfg.Registry, cfg.Format, cfg.Options)
-	recycle := func(block []byte) {
+	// poison overwrites a handled block (PoisonRecycled, a test aid).
+	poison := func(block []byte) {
 		if cfg.PoisonRecycled {
 			for i := range block {
 				block[i] = '#'
 			}
 		}
-		bl.Recycle(block)
 	}
 	// Until the format is known, blocks go through the stage line by line
 	// in this goroutine, exactly as watch hands its lines over.
@@ -91,7 +91,8 @@ func Run(ctx context.Context, r io.Reader, cfg Config, fn func(*Batch) error) (p
 				return stage.format, err
 			}
 			if len(first) > 0 {
-				recycle(first)
+				poison(first)
+				bl.Recycle(first)
 			}
 			first = nil
 		}
@@ -236,11 +237,7 @@ consume:
 		clear(j.batch.Events)
 		j.batch.Events = j.batch.Events[:0]
 		if len(j.block) > 0 {
-			if cfg.PoisonRecycled {
-				for i := range j.block {
-					j.block[i] = '#'
-				}
-			}
+			poison(j.block)
 			select {
 			case recycled <- j.block:
 			default: // the reader has enough spare blocks
