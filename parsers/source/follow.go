@@ -273,13 +273,15 @@ func (f *Follower) scan(ctx context.Context) {
 	first := f.firstScan
 	f.mu.Unlock()
 	sort.Strings(start)
-	// Paths with a saved position for the file they hold now go first, so
-	// that a rotated file found again under its new name is claimed by its
-	// own path before another path's catch-up looks for it.
+	// The files the patterns match now: a rotated file that one of them
+	// names is read by that path's follower, not by another path's
+	// catch-up after a restart. Only needed when a path starts.
 	matchedKeys := map[fileKey]bool{}
-	for p := range found {
-		if fi, err := os.Stat(p); err == nil {
-			matchedKeys[keyOf(p, fi)] = true
+	if len(start) > 0 {
+		for p := range found {
+			if fi, err := os.Stat(p); err == nil {
+				matchedKeys[keyOf(p, fi)] = true
+			}
 		}
 	}
 	for _, p := range start {
