@@ -328,9 +328,12 @@ func TestBotUpdatesInPlaceAndRepliesInThread(t *testing.T) {
 	up.Kind, up.Alert.Count = Updated, 30
 	res := up
 	res.Kind, res.Alert.ResolvedAt = Resolved, t0.Add(time.Hour)
-	d := runDispatcher(t, bot, DispatchConfig{Clock: &fakeClock{now: t0}}, a, up, res)
-	if st := d.Stats(); st.Sent != 3 {
-		t.Fatalf("stats %+v", st)
+	// One at a time, as a dispatcher that keeps up sends them (one that is
+	// behind merges the update into the queued fire).
+	for _, tr := range []Transition{a, up, res} {
+		if err := bot.Send(context.Background(), []Transition{tr}); err != nil {
+			t.Fatalf("%s: %v", tr.Kind, err)
+		}
 	}
 	var methods []string
 	for _, c := range fs.calls {
@@ -495,5 +498,32 @@ func TestAlertmanagerPayload(t *testing.T) {
 	last := posts[2][0]
 	if !last.EndsAt.Equal(t0) || last.Labels["severity"] != "critical" {
 		t.Errorf("resolution: endsAt %v labels %v", last.EndsAt, last.Labels)
+	}
+}
+
+// TestOneClientManyRulesIsOneReadableMessage: the fires of several rules
+// for one client go as one message that names each rule in plain words,
+// with the client's hostile key escaped.
+func TestOneClientManyRulesIsOneReadableMessage(t *testing.T) {
+	var batch []Transition
+	for _, rule := range []string{detect.RuleUnknownRelayingClient, detect.RuleForeignToForeign, detect.RuleRelayProbing} {
+		x := hostileAlert()
+		x.Alert.Rule = rule
+		batch = append(batch, x)
+	}
+	b, fallback := blocks(batch)
+	js, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSlackPayload(t, string(js), fallback)
+	for _, want := range []string{"3 alerts:", "is relaying mail for strangers", "a client that may not relay is relaying", "now relaying through",
+		"`" + detect.RuleRelayProbing + "`"} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("the message lacks %q: %.600s", want, js)
+		}
+	}
+	if !strings.Contains(fallback, "and 2 more alerts") {
+		t.Errorf("fallback %q", fallback)
 	}
 }

@@ -126,7 +126,10 @@ func Reasons() []string {
 // Stats are a dispatcher's counters.
 type Stats struct {
 	Sent, Failed, Retried, Dropped uint64
-	Queued                         int
+	// Merged counts updates folded into a queued transition of the same
+	// alert (see Enqueue): not sent on their own, not lost either.
+	Merged uint64
+	Queued int
 	// Failures counts failed attempts by reason (see Reasons).
 	Failures map[string]uint64
 }
@@ -139,14 +142,27 @@ type Dispatcher struct {
 	cfg  DispatchConfig
 	done chan struct{}
 
-	mu       sync.Mutex
-	queue    []Transition
-	wake     chan struct{} // signalled when the queue grows
-	failures map[string]uint64
-	failing  bool // the last attempt failed: an outage is logged once
+	mu    sync.Mutex
+	queue []*Transition
+	// pending maps an alert ID to its queued Fired or Updated transition
+	// not yet taken, into which a later Updated of the same episode is
+	// merged: a sink that is behind shows an alert's latest state once
+	// instead of every step it went through.
+	pending map[string]*Transition
+	// unshown holds the IDs of alerts whose Fired was kept off the sink
+	// by MinSeverity, in arrival order (bounded by maxUnshown): when such
+	// an alert grows past MinSeverity its update is the sink's first word
+	// of it and goes as Fired; its resolution is not sent.
+	unshown      map[string]uint64 // alert ID -> its entry's sequence number
+	unshownOrder []unshownEntry
+	unshownSeq   uint64
+	leaps        int           // transitions taken ahead of the queue's head in a row
+	wake         chan struct{} // signalled when the queue grows
+	failures     map[string]uint64
+	failing      bool // the last attempt failed: an outage is logged once
 
-	sent, failed, retried, dropped atomic.Uint64
-	closeOnce                      sync.Once
+	sent, failed, retried, dropped, merged atomic.Uint64
+	closeOnce                              sync.Once
 }
 
 // NewDispatcher returns a dispatcher for sink. Run it, stop it with Close.
@@ -178,22 +194,46 @@ func NewDispatcher(sink Sink, cfg DispatchConfig) *Dispatcher {
 	if cfg.Clock == nil {
 		cfg.Clock = RealClock
 	}
-	return &Dispatcher{sink: sink, cfg: cfg, done: make(chan struct{}), wake: make(chan struct{}, 1), failures: map[string]uint64{}}
+	return &Dispatcher{sink: sink, cfg: cfg, done: make(chan struct{}), wake: make(chan struct{}, 1), failures: map[string]uint64{},
+		pending: map[string]*Transition{}, unshown: map[string]uint64{}}
 }
 
 // Name is the sink's name.
 func (d *Dispatcher) Name() string { return d.sink.Name() }
 
+// unshownEntry is one alert kept off a sink by MinSeverity, in arrival
+// order; seq tells a stale entry (the alert was shown since) from the
+// current one.
+type unshownEntry struct {
+	id  string
+	seq uint64
+}
+
+// maxUnshown bounds the alerts a dispatcher remembers as kept off its sink
+// by MinSeverity (their keys are attacker-chosen).
+const maxUnshown = 10000
+
 // Enqueue queues a transition without blocking; when the queue is full the
 // transition is dropped, counted and logged (the first of a run of drops).
+// An Updated transition of an alert whose Fired or Updated is still queued
+// is merged into it (counted as merged): the sink gets the latest state.
 func (d *Dispatcher) Enqueue(t Transition) {
-	if t.Kind != Summary && t.Alert.Severity < d.cfg.MinSeverity {
+	if t.Kind != Summary && t.rest == nil && !d.admit(&t) {
 		return
 	}
 	d.mu.Lock()
+	if d.merge(t) {
+		d.mu.Unlock()
+		d.merged.Add(1)
+		return
+	}
 	full := len(d.queue) >= d.cfg.QueueSize
 	if !full {
-		d.queue = append(d.queue, t)
+		q := &t
+		d.queue = append(d.queue, q)
+		if t.rest == nil && (t.Kind == Fired || t.Kind == Updated) {
+			d.pending[t.Alert.ID()] = q
+		}
 	}
 	d.mu.Unlock()
 	if full {
@@ -208,6 +248,65 @@ func (d *Dispatcher) Enqueue(t Transition) {
 	}
 }
 
+// admit applies MinSeverity to t, turning the first update of an alert
+// that grew past it into a Fired; false keeps t off the sink.
+func (d *Dispatcher) admit(t *Transition) bool {
+	if d.cfg.MinSeverity <= 0 {
+		return true
+	}
+	id := t.Alert.ID()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t.Alert.Severity < d.cfg.MinSeverity {
+		if _, ok := d.unshown[id]; t.Kind == Fired && !ok {
+			d.unshownSeq++
+			d.unshown[id] = d.unshownSeq
+			d.unshownOrder = append(d.unshownOrder, unshownEntry{id, d.unshownSeq})
+			for len(d.unshown) > maxUnshown || len(d.unshownOrder) > 2*maxUnshown {
+				e := d.unshownOrder[0]
+				d.unshownOrder = d.unshownOrder[1:]
+				if d.unshown[e.id] == e.seq {
+					delete(d.unshown, e.id)
+				}
+			}
+		}
+		return false
+	}
+	if _, ok := d.unshown[id]; ok {
+		delete(d.unshown, id) // its stale order entry is skipped when evicted
+		if t.Kind == Resolved {
+			return false // the sink never heard of it
+		}
+		t.Kind = Fired
+	}
+	return true
+}
+
+// merge folds t into the queued transition of the same alert episode when
+// it can (called with d.mu held): an Updated into a queued Fired or
+// Updated, a Resolved into a queued Updated (which becomes the Resolved).
+func (d *Dispatcher) merge(t Transition) bool {
+	if t.rest != nil || (t.Kind != Updated && t.Kind != Resolved) {
+		return false
+	}
+	id := t.Alert.ID()
+	p := d.pending[id]
+	if p == nil || p.Alert.Episode != t.Alert.Episode {
+		return false
+	}
+	switch {
+	case t.Kind == Updated:
+		p.Alert = t.Alert
+	case p.Kind == Updated: // and t resolves it
+		p.Kind, p.Alert = Resolved, t.Alert
+		delete(d.pending, id)
+	default: // a Fired still queued: it goes, then its resolution
+		delete(d.pending, id)
+		return false
+	}
+	return true
+}
+
 // EnqueueBatch queues transitions to be sent together as one batch (a
 // batch run's summary). Like Enqueue it never blocks.
 func (d *Dispatcher) EnqueueBatch(batch []Transition) {
@@ -215,7 +314,7 @@ func (d *Dispatcher) EnqueueBatch(batch []Transition) {
 		return
 	}
 	t := batch[0]
-	t.rest = append([]Transition(nil), batch[1:]...)
+	t.rest = append([]Transition{}, batch[1:]...)
 	d.Enqueue(t)
 }
 
@@ -228,7 +327,7 @@ func (d *Dispatcher) Stats() Stats {
 		failures[k] = v
 	}
 	d.mu.Unlock()
-	return Stats{Sent: d.sent.Load(), Failed: d.failed.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Queued: queued, Failures: failures}
+	return Stats{Sent: d.sent.Load(), Failed: d.failed.Load(), Retried: d.retried.Load(), Dropped: d.dropped.Load(), Merged: d.merged.Load(), Queued: queued, Failures: failures}
 }
 
 func (d *Dispatcher) logf(format string, args ...any) {
@@ -283,6 +382,7 @@ func (d *Dispatcher) dropQueued(inHand int) {
 	d.mu.Lock()
 	n := len(d.queue) + inHand
 	d.queue = nil
+	clear(d.pending)
 	d.mu.Unlock()
 	d.dropped.Add(uint64(n))
 }
@@ -290,36 +390,41 @@ func (d *Dispatcher) dropQueued(inHand int) {
 // maxScan bounds how far into the queue a batch looks for members.
 const maxScan = 500
 
-// next takes the next batch off the queue, or nil: the first transition
-// and, when it fired, the queued Fired transitions of the same rule, except
-// those of an alert with an earlier transition still queued (so that each
-// alert's transitions stay in order).
+// next takes the next batch off the queue, or nil. A new alert goes first:
+// the queued Fired transition of the highest severity (the earliest of
+// those) is taken ahead of updates and resolutions of other alerts, with
+// the queued Fired transitions that share its rule or its key (an incident
+// from many addresses, or one client caught by several rules, is one
+// message). A transition is never taken ahead of an earlier one of the
+// same alert, so each alert's transitions stay in order.
 func (d *Dispatcher) next() []Transition {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.queue) == 0 {
 		return nil
 	}
-	first := d.queue[0]
+	lead := d.lead()
+	first := d.take(lead)
 	if first.rest != nil {
 		rest := first.rest
 		first.rest = nil
-		d.queue = d.queue[1:]
 		return append([]Transition{first}, rest...)
 	}
 	batch := []Transition{first}
 	if first.Kind != Fired {
-		d.queue = d.queue[1:]
 		return batch
 	}
 	var skipped map[string]bool
 	kept := d.queue[:0:0]
-	i := 1
+	i := 0
 	for ; i < len(d.queue) && i < maxScan && len(batch) < d.cfg.MaxGroup; i++ {
 		t := d.queue[i]
 		id := t.Alert.ID()
-		if t.Kind == Fired && t.rest == nil && t.Alert.Rule == first.Alert.Rule && !skipped[id] {
-			batch = append(batch, t)
+		if t.Kind == Fired && t.rest == nil && !skipped[id] && (t.Alert.Rule == first.Alert.Rule || t.Alert.Key == first.Alert.Key) {
+			if d.pending[id] == t {
+				delete(d.pending, id)
+			}
+			batch = append(batch, *t)
 			continue
 		}
 		if skipped == nil {
@@ -330,6 +435,48 @@ func (d *Dispatcher) next() []Transition {
 	}
 	d.queue = append(kept, d.queue[i:]...)
 	return batch
+}
+
+// maxLeaps bounds the transitions taken ahead of the queue's head in a row.
+const maxLeaps = 5
+
+// lead is the index of the transition to send next (see next); called
+// with d.mu held.
+func (d *Dispatcher) lead() int {
+	best := -1
+	var seen map[string]bool
+	for i, t := range d.queue {
+		if i == maxScan {
+			break
+		}
+		id := t.Alert.ID()
+		if t.Kind == Fired && t.rest == nil && !seen[id] && (best < 0 || t.Alert.Severity > d.queue[best].Alert.Severity) {
+			best = i
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		seen[id] = true
+	}
+	// A steady stream of new alerts does not starve the rest: after
+	// maxLeaps in a row the head of the queue goes.
+	if best <= 0 || d.leaps >= maxLeaps {
+		d.leaps = 0
+		return 0
+	}
+	d.leaps++
+	return best
+}
+
+// take removes the transition at i from the queue and returns it; called
+// with d.mu held.
+func (d *Dispatcher) take(i int) Transition {
+	t := d.queue[i]
+	d.queue = append(d.queue[:i], d.queue[i+1:]...)
+	if id := t.Alert.ID(); d.pending[id] == t {
+		delete(d.pending, id)
+	}
+	return *t
 }
 
 // send tries a batch until it is delivered, fails for good, or runs out of

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/relaywatch/relaywatch/detect"
 )
 
@@ -175,7 +177,136 @@ func TestMinSeverityKeepsInfoOffTheSink(t *testing.T) {
 	rec := &recordingSink{}
 	runDispatcher(t, rec, DispatchConfig{Clock: &fakeClock{now: t0}, MinInterval: -1, MinSeverity: detect.SeverityWarning},
 		tr("info", detect.SeverityInfo), tr("warn", detect.SeverityWarning), tr("crit", detect.SeverityCritical))
-	if got := strings.Join(rec.got, ", "); got != "fired warn, fired crit" {
+	if got := strings.Join(rec.got, ", "); got != "fired crit, fired warn" {
+		t.Errorf("the sink got %s, want the critical first and no info", got)
+	}
+}
+
+// tr makes a transition of rule's alert for key with count messages and the
+// given severity, in episode 1.
+func tr(k Kind, rule, key string, count int, sev detect.Severity) Transition {
+	f := finding(rule, key, count, t0)
+	f.Severity, f.Episode = sev, 1
+	return Transition{Kind: k, Alert: Alert{Finding: f}}
+}
+
+// TestQueuedUpdatesAreMerged: a sink that is behind (Slack at one message a
+// second during an attack) gets an alert's latest state once, not every
+// doubling it went through; a resolution replaces a queued update, follows
+// a queued fire, and nothing of another episode is merged.
+func TestQueuedUpdatesAreMerged(t *testing.T) {
+	crit := detect.SeverityCritical
+	f2f := detect.RuleForeignToForeign
+	later := tr(Updated, f2f, "B", 3, crit)
+	later.Alert.Episode = 2
+	tests := []struct {
+		name   string
+		in     []Transition
+		want   string // what the sink got, "kind key count" in order
+		merged uint64
+	}{
+		{"updates fold into the queued fire",
+			[]Transition{tr(Fired, f2f, "A", 1, crit), tr(Updated, f2f, "A", 2, crit), tr(Updated, f2f, "A", 4, crit)},
+			"fired A 4", 2},
+		{"a fire still queued is followed by its resolution",
+			[]Transition{tr(Fired, f2f, "A", 1, crit), tr(Updated, f2f, "A", 8, crit), tr(Resolved, f2f, "A", 8, crit)},
+			"fired A 8; resolved A 8", 1},
+		{"a resolution replaces a queued update",
+			[]Transition{tr(Updated, f2f, "A", 2, crit), tr(Updated, f2f, "A", 4, crit), tr(Resolved, f2f, "A", 4, crit)},
+			"resolved A 4", 2},
+		{"another episode is not merged",
+			[]Transition{tr(Updated, f2f, "B", 2, crit), later},
+			"updated B 2; updated B 3", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recordingSink{}
+			d := runDispatcher(t, rec, DispatchConfig{Clock: &fakeClock{now: t0}, MinInterval: -1}, tc.in...)
+			var got []string
+			for _, b := range rec.sent {
+				for _, x := range b {
+					got = append(got, fmt.Sprintf("%s %s %d", x.Kind, x.Alert.Key, x.Alert.Count))
+				}
+			}
+			if g := strings.Join(got, "; "); g != tc.want {
+				t.Errorf("the sink got %q, want %q", g, tc.want)
+			}
+			if st := d.Stats(); st.Merged != tc.merged || st.Dropped != 0 {
+				t.Errorf("stats %+v, want %d merged", st, tc.merged)
+			}
+		})
+	}
+}
+
+// TestNewAlertsGoFirst: while Slack is behind with updates and
+// resolutions, a new alert is the next message, the worst first, and it
+// carries every rule that caught the same client; the head of the queue
+// still goes after a few new alerts jumped it.
+func TestNewAlertsGoFirst(t *testing.T) {
+	crit, warn := detect.SeverityCritical, detect.SeverityWarning
+	in := []Transition{
+		tr(Updated, detect.RuleOutboundSpike, "all", 40, warn),
+		tr(Resolved, detect.RuleForeignToForeign, "old", 9, crit),
+		tr(Fired, detect.RuleOutboundSpike, "client:X", 30, warn),
+		tr(Fired, detect.RuleUnknownRelayingClient, "X", 30, crit),
+		tr(Fired, detect.RuleForeignToForeign, "X", 30, crit),
+		tr(Fired, detect.RuleRelayProbing, "X", 30, crit),
+	}
+	rec := &recordingSink{}
+	runDispatcher(t, rec, DispatchConfig{Clock: &fakeClock{now: t0}, MinInterval: -1}, in...)
+	var first []string
+	for _, x := range rec.sent[0] {
+		first = append(first, x.Alert.Rule+" "+x.Alert.Key)
+	}
+	want := []string{detect.RuleUnknownRelayingClient + " X", detect.RuleForeignToForeign + " X", detect.RuleRelayProbing + " X"}
+	if diff := cmp.Diff(want, first); diff != "" {
+		t.Errorf("first message (-want +got):\n%s", diff)
+	}
+	if len(rec.sent) != 4 || rec.sent[1][0].Alert.Key != "client:X" {
+		t.Errorf("then %s, want the warning fire, then the update and the resolution", kinds(flatten(rec.sent[1:])))
+	}
+
+	// Starvation: a resolution queued before a stream of new alerts goes
+	// after at most maxLeaps of them.
+	in = []Transition{tr(Resolved, detect.RuleForeignToForeign, "old", 9, crit)}
+	for i := 0; i < 3*maxLeaps; i++ {
+		in = append(in, tr(Fired, fmt.Sprintf("rule%d", i), fmt.Sprintf("k%d", i), 1, crit))
+	}
+	rec = &recordingSink{}
+	runDispatcher(t, rec, DispatchConfig{Clock: &fakeClock{now: t0}, MinInterval: -1}, in...)
+	for i, b := range rec.sent {
+		if b[0].Kind == Resolved {
+			if i > maxLeaps {
+				t.Errorf("the resolution went as message %d, want at most %d new alerts ahead of it", i+1, maxLeaps)
+			}
+			return
+		}
+	}
+	t.Error("the resolution was never sent")
+}
+
+// TestAlertGrowingPastMinSeverityIsAnnouncedAsNew: an info alert kept off
+// Slack that becomes a warning reaches Slack as fired (Slack never heard of
+// it before); the resolution of one that never reached it is not sent.
+func TestAlertGrowingPastMinSeverityIsAnnouncedAsNew(t *testing.T) {
+	info, warn := detect.SeverityInfo, detect.SeverityWarning
+	rec := &recordingSink{}
+	runDispatcher(t, rec, DispatchConfig{Clock: &fakeClock{now: t0}, MinInterval: -1, MinSeverity: warn},
+		tr(Fired, detect.RuleOutboundSpike, "grows", 1, info),
+		tr(Fired, detect.RuleOutboundSpike, "stays", 1, info),
+		tr(Updated, detect.RuleOutboundSpike, "grows", 50, warn),
+		tr(Resolved, detect.RuleOutboundSpike, "stays", 1, info),
+		tr(Resolved, detect.RuleOutboundSpike, "grows", 50, warn),
+	)
+	if got := strings.Join(rec.got, ", "); got != "fired grows, resolved grows" {
 		t.Errorf("the sink got %s", got)
 	}
+}
+
+func flatten(bs [][]Transition) []Transition {
+	var out []Transition
+	for _, b := range bs {
+		out = append(out, b...)
+	}
+	return out
 }

@@ -115,16 +115,7 @@ func blocks(batch []Transition) ([]slack.Block, string) {
 	var out []slack.Block
 	out = append(out, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(title, 150), true, false)))
 	if len(batch) > 1 {
-		var b strings.Builder
-		fmt.Fprintf(&b, "*%d alerts of rule %s:*\n", len(batch), codeSpan(first.Rule))
-		for i, t := range batch {
-			if i == MaxListed {
-				fmt.Fprintf(&b, "…and %d more\n", len(batch)-MaxListed)
-				break
-			}
-			fmt.Fprintf(&b, "• %s: %d messages (%d deliveries)\n", codeSpan(t.Alert.Key), t.Alert.Count, t.Alert.Recipients)
-		}
-		out = append(out, slack.NewSectionBlock(mrkdwn(b.String()), nil, nil))
+		out = append(out, slack.NewSectionBlock(mrkdwn(truncate(groupList(batch), 2900)), nil, nil))
 	}
 	a := first
 	fields := []*slack.TextBlockObject{
@@ -143,10 +134,48 @@ func blocks(batch []Transition) ([]slack.Block, string) {
 		out = append(out, slack.NewContextBlock("", mrkdwn("*Next step:* "+safe(a.NextStep))))
 	}
 	fallback := title + ": " + safe(a.Key)
-	if len(batch) > 1 {
+	if len(batch) > 1 && oneRule(batch) {
 		fallback = fmt.Sprintf("%s: %d keys", title, len(batch))
+	} else if len(batch) > 1 {
+		fallback = fmt.Sprintf("%s: %s and %d more alerts", title, safe(a.Key), len(batch)-1)
 	}
 	return out, fallback
+}
+
+// oneRule says whether every alert of a batch is of the same rule.
+func oneRule(batch []Transition) bool {
+	for _, t := range batch[1:] {
+		if t.Alert.Rule != batch[0].Alert.Rule {
+			return false
+		}
+	}
+	return true
+}
+
+// groupList lists the alerts of a grouped message: the keys of one rule
+// (an incident from many addresses), or each alert with its rule (one
+// client caught by several rules, and whoever shares one of them).
+func groupList(batch []Transition) string {
+	var b strings.Builder
+	same := oneRule(batch)
+	if same {
+		fmt.Fprintf(&b, "*%d alerts of rule %s:*\n", len(batch), codeSpan(batch[0].Alert.Rule))
+	} else {
+		fmt.Fprintf(&b, "*%d alerts:*\n", len(batch))
+	}
+	for i, t := range batch {
+		if i == MaxListed {
+			fmt.Fprintf(&b, "…and %d more\n", len(batch)-MaxListed)
+			break
+		}
+		if same {
+			fmt.Fprintf(&b, "• %s: %d messages (%d deliveries)\n", codeSpan(t.Alert.Key), t.Alert.Count, t.Alert.Recipients)
+			continue
+		}
+		fmt.Fprintf(&b, "• %s %s %s: %s, %d messages (%d deliveries)\n", strings.ToUpper(t.Alert.Severity.String()), codeSpan(t.Alert.Key),
+			codeSpan(t.Alert.Rule), ruleWords(&t.Alert), t.Alert.Count, t.Alert.Recipients)
+	}
+	return b.String()
 }
 
 // summaryBlocks renders a batch run's alerts, worst first, as one message.

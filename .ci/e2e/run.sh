@@ -15,6 +15,7 @@
 # are installed and the Debian-exim user is added, but on a host whose own MTA
 # is configured or has mail queued the lab refuses that unless CI=true or
 # RELAYWATCH_E2E_DISPOSABLE=1. Needs root. Skip it with RELAYWATCH_SKIP_E2E=1.
+# RELAYWATCH_E2E_KEEP=1 keeps the run's logs in .ci/artifacts/e2e after a pass too.
 # Runs under flock /tmp/relaywatch-mta.lock (one real-MTA run at a time).
 set -euo pipefail
 if [ -z "${RELAYWATCH_MTA_LOCKED:-}" ]; then
@@ -39,10 +40,10 @@ cleanup() {
   kill "$sink" 2>/dev/null || true
   .ci/lab/postfix/stop.sh >/dev/null 2>&1 || true
   .ci/lab/exim/stop.sh >/dev/null 2>&1 || true
-  if [ "$rc" -ne 0 ]; then # keep what explains the failure where CI keeps artifacts
+  if [ "$rc" -ne 0 ] || [ -n "${RELAYWATCH_E2E_KEEP:-}" ]; then # keep what explains a failure where CI keeps artifacts
     local a="${RELAYWATCH_ARTIFACTS:-$repo/.ci/artifacts}/e2e"
     mkdir -p "$a" && cp -r "$work"/postfix "$work"/exim "$LAB_OUT" "$a/" 2>/dev/null || true
-    echo "end-to-end failed: its logs are in $a" >&2
+    [ "$rc" -ne 0 ] && echo "end-to-end failed: its logs are in $a" >&2
   fi
   rm -rf "$work"
 }

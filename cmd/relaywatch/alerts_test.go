@@ -211,11 +211,11 @@ func TestAlertmanagerIsNotLimitedToSlacksRate(t *testing.T) {
 	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
 	a := startAlerting(t, e, "--alertmanager", srv.URL, "--alertmanager-refresh", "1h")
 	defer a.stop(e)
-	// 28 transitions that cannot be grouped: updates of one alert.
-	f := burstFinding(1)
-	a.observe(f)
-	for i := 2; i < 30; i++ {
-		f.Count = 1 << i
+	// 29 fires that cannot be grouped (nor merged): each its own rule and
+	// key.
+	for i := 1; i < 30; i++ {
+		f := burstFinding(i)
+		f.Rule = fmt.Sprintf("rule-%d", i)
 		a.observe(f)
 	}
 	start := time.Now()

@@ -74,7 +74,7 @@ var (
 	descActive     = prometheus.NewDesc("relaywatch_alerts_active", "Alerts currently open, by rule and severity.", []string{"rule", "severity"}, nil)
 	descEvictions  = prometheus.NewDesc("relaywatch_correlation_evictions_total", "Messages dropped from correlation before their end, by reason (cap, ttl).", []string{"reason"}, nil)
 	descInFlight   = prometheus.NewDesc("relaywatch_correlation_messages", "Messages currently remembered for correlation.", nil, nil)
-	descNotif      = prometheus.NewDesc("relaywatch_notifications_total", "Alert notifications, by sink and result (sent, failed, dropped).", []string{"sink", "result"}, nil)
+	descNotif      = prometheus.NewDesc("relaywatch_notifications_total", "Alert notifications, by sink and result (sent, failed, dropped, merged: an update folded into the same alert's queued notification).", []string{"sink", "result"}, nil)
 	descFailures   = prometheus.NewDesc("relaywatch_notification_failures_total", "Failed notification attempts, by sink and reason (timeout, network, rate_limited, server_error, rejected, other).", []string{"sink", "reason"}, nil)
 	descRetries    = prometheus.NewDesc("relaywatch_notification_retries_total", "Retried notification sends, by sink.", []string{"sink"}, nil)
 	descQueue      = prometheus.NewDesc("relaywatch_notification_queue_length", "Notifications waiting to be sent, by sink.", []string{"sink"}, nil)
@@ -150,6 +150,7 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descNotif, prometheus.CounterValue, float64(st.Sent), d.Name(), "sent")
 			ch <- prometheus.MustNewConstMetric(descNotif, prometheus.CounterValue, float64(st.Failed), d.Name(), "failed")
 			ch <- prometheus.MustNewConstMetric(descNotif, prometheus.CounterValue, float64(st.Dropped), d.Name(), "dropped")
+			ch <- prometheus.MustNewConstMetric(descNotif, prometheus.CounterValue, float64(st.Merged), d.Name(), "merged")
 			ch <- prometheus.MustNewConstMetric(descRetries, prometheus.CounterValue, float64(st.Retried), d.Name())
 			for _, r := range alert.Reasons() {
 				ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(st.Failures[r]), d.Name(), r)
