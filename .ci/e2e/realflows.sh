@@ -10,10 +10,23 @@
 # the same. Serialized with the other MTA labs by /tmp/relaywatch-mta.lock.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-work=$(mktemp -d)
+repo=$(pwd)
+work=$(mktemp -d /tmp/relaywatch-realflows-check.XXXXXX)
+RUN=${RF_RUN:-/tmp/relaywatch-realflows}
+# Everything is removed at the end; on failure the logs and reports are kept
+# where CI keeps artifacts.
+cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    local a="${RELAYWATCH_ARTIFACTS:-$repo/.ci/artifacts}/realflows"
+    mkdir -p "$a" && cp -r "$work"/out "$work"/*.json "$work"/*.stderr "$work"/lab.out "$a/" 2>/dev/null || true
+    echo "real flows end-to-end failed: its logs are in $a" >&2
+  fi
+  rm -rf "$work" "$RUN"
+}
+trap cleanup EXIT
 go build -o "$work/relaywatch" ./cmd/relaywatch
 flock /tmp/relaywatch-mta.lock .ci/lab/realflows/run.sh "$work/out" > "$work/lab.out" 2>&1 || { tail -40 "$work/lab.out"; exit 1; }
-RUN=${RF_RUN:-/tmp/relaywatch-realflows}
 check() { # mta log extra-args...
   local mta=$1 log=$2; shift 2
   set +e

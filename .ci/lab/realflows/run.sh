@@ -21,6 +21,9 @@ NS=${RF_NS:-rwrealflows}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 in_ns() { ip netns exec "$NS" "$@"; }
+# host_change WHAT refuses to change a host whose own MTA is in use (see
+# ../common.sh) unless CI=true or RELAYWATCH_E2E_DISPOSABLE=1.
+host_change() { bash -c '. "$1"; host_change "$2"' _ "$here/../common.sh" "$1"; }
 
 pids=()
 cleanup() {
@@ -36,9 +39,10 @@ trap cleanup EXIT
 
 # ---- tools (Debian packages) -------------------------------------------------
 if ! command -v postfix >/dev/null || ! command -v smtp-sink >/dev/null || ! command -v saslpasswd2 >/dev/null; then
+  host_change "install postfix, sasl2-bin and libsasl2-modules"
   apt-get update -qq
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  apt-get install -y -qq postfix sasl2-bin libsasl2-modules iproute2 >/dev/null
+  apt-get install -y -qq --no-install-recommends postfix sasl2-bin libsasl2-modules iproute2 >/dev/null
 fi
 
 # ---- a network namespace with nothing but lo --------------------------------
@@ -91,15 +95,20 @@ echo "postfix: $(wc -l < "$out/postfix-realflows.log") lines in $out/postfix-rea
 # ---- Exim (the Debian package, extracted; -C with our configuration) -----------
 EXIM=${RF_EXIM:-}
 if [ -z "$EXIM" ]; then
-  debs=${RF_DEBS:-/var/cache/relaywatch-realflows-debs}
+  debs=${RF_DEBS:-$RUN/debs} # under $RUN: nothing is left on the host
   mkdir -p "$debs"
   ls "$debs"/exim4-daemon-light_*.deb >/dev/null 2>&1 || {
     (cd "$debs" && { apt-get download exim4-daemon-light exim4-base 2>/dev/null || { apt-get update -qq && apt-get download exim4-daemon-light exim4-base; }; }); }
-  apt-get install -y -qq libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libcrypt1 perl >/dev/null
+  libs="libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libcrypt1 perl"
+  if ! dpkg -s $libs >/dev/null 2>&1; then
+    host_change "install the libraries Exim needs"
+    apt-get install -y -qq --no-install-recommends $libs >/dev/null
+  fi
   rm -rf "$RUN/exim-root"; mkdir -p "$RUN/exim-root"
   for f in "$debs"/exim4-daemon-light_*.deb "$debs"/exim4-base_*.deb; do dpkg -x "$f" "$RUN/exim-root"; done
   EXIM="$RUN/exim-root/usr/sbin/exim4"
 fi
+getent passwd Debian-exim >/dev/null || host_change "add the system user Debian-exim"
 getent passwd Debian-exim >/dev/null || useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin Debian-exim
 mkdir -p "$RUN/exim/spool" "$RUN/exim/vmail"
 printf 'fwd: erin@gmail.test\n' > "$RUN/exim/forwards"
