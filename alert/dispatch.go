@@ -102,6 +102,14 @@ type DispatchConfig struct {
 	// OnDelivered, if set, is called from the dispatcher's goroutine with
 	// every batch the sink took (the delivery state a restart reads).
 	OnDelivered func(sink string, batch []Transition)
+	// UpdateInterval is the least time between two notifications of one
+	// alert when the later one is an update of the same severity (default
+	// 0: none). A held update is merged with the ones after it, so the sink
+	// gets the alert's latest state once per interval; a rise in severity,
+	// a resolution and a new alert are never held, and Close sends what is
+	// held. Slack's is minutes: an attack that doubles a count every few
+	// seconds is one message, not one per doubling.
+	UpdateInterval time.Duration
 	// MinSeverity keeps transitions of alerts below it off the sink (Slack
 	// pages people: an info finding such as relay-probing, which every
 	// Internet-facing server shows, must not). Summaries pass.
@@ -156,10 +164,13 @@ type Dispatcher struct {
 	unshown      map[string]uint64 // alert ID -> its entry's sequence number
 	unshownOrder []unshownEntry
 	unshownSeq   uint64
-	leaps        int           // transitions taken ahead of the queue's head in a row
-	wake         chan struct{} // signalled when the queue grows
-	failures     map[string]uint64
-	failing      bool // the last attempt failed: an outage is logged once
+	leaps        int // transitions taken ahead of the queue's head in a row
+	// shown is when each open alert was last delivered, and at what
+	// severity (UpdateInterval); only Run's goroutine uses it.
+	shown    map[string]shownAlert
+	wake     chan struct{} // signalled when the queue grows
+	failures map[string]uint64
+	failing  bool // the last attempt failed: an outage is logged once
 
 	sent, failed, retried, dropped, merged atomic.Uint64
 	closeOnce                              sync.Once
@@ -195,7 +206,7 @@ func NewDispatcher(sink Sink, cfg DispatchConfig) *Dispatcher {
 		cfg.Clock = RealClock
 	}
 	return &Dispatcher{sink: sink, cfg: cfg, done: make(chan struct{}), wake: make(chan struct{}, 1), failures: map[string]uint64{},
-		pending: map[string]*Transition{}, unshown: map[string]uint64{}}
+		pending: map[string]*Transition{}, unshown: map[string]uint64{}, shown: map[string]shownAlert{}}
 }
 
 // Name is the sink's name.
@@ -208,6 +219,16 @@ type unshownEntry struct {
 	id  string
 	seq uint64
 }
+
+// shownAlert is when an alert was last delivered, and at what severity.
+type shownAlert struct {
+	at  time.Time
+	sev detect.Severity
+}
+
+// maxShown bounds the alerts whose last delivery a dispatcher remembers;
+// beyond it the record starts afresh (an update may then go early).
+const maxShown = 20000
 
 // maxUnshown bounds the alerts a dispatcher remembers as kept off its sink
 // by MinSeverity (their keys are attacker-chosen).
@@ -343,13 +364,21 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	tokens := float64(d.cfg.Burst)
 	var last time.Time
 	for {
-		batch := d.next()
+		batch, hold := d.next(d.cfg.Clock.Now(), d.closing())
+		if batch == nil && hold > 0 {
+			// Only held updates: wait for the first to be due, or for news.
+			if d.pause(ctx, hold) != nil {
+				d.dropQueued(0)
+				return
+			}
+			continue
+		}
 		if batch == nil {
 			select {
 			case <-d.wake:
 				continue
 			case <-d.done:
-				if batch = d.next(); batch == nil {
+				if batch, _ = d.next(d.cfg.Clock.Now(), true); batch == nil {
 					return
 				}
 			case <-ctx.Done():
@@ -378,6 +407,33 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
+// closing says whether Close was called.
+func (d *Dispatcher) closing() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// pause waits for wait, or until a transition is queued, Close is called
+// or ctx is done (its error).
+func (d *Dispatcher) pause(ctx context.Context, wait time.Duration) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-d.wake:
+		case <-d.done:
+		case <-sctx.Done():
+		}
+		cancel()
+	}()
+	d.cfg.Clock.Sleep(sctx, wait)
+	return ctx.Err()
+}
+
 func (d *Dispatcher) dropQueued(inHand int) {
 	d.mu.Lock()
 	n := len(d.queue) + inHand
@@ -397,22 +453,29 @@ const maxScan = 500
 // from many addresses, or one client caught by several rules, is one
 // message). A transition is never taken ahead of an earlier one of the
 // same alert, so each alert's transitions stay in order.
-func (d *Dispatcher) next() []Transition {
+//
+// An update held by UpdateInterval is not taken (unless flush); when only
+// held ones are queued, next returns nil and how long until the first is
+// due.
+func (d *Dispatcher) next(now time.Time, flush bool) ([]Transition, time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.queue) == 0 {
-		return nil
+		return nil, 0
 	}
-	lead := d.lead()
+	lead, hold := d.lead(now, flush)
+	if lead < 0 {
+		return nil, hold
+	}
 	first := d.take(lead)
 	if first.rest != nil {
 		rest := first.rest
 		first.rest = nil
-		return append([]Transition{first}, rest...)
+		return append([]Transition{first}, rest...), 0
 	}
 	batch := []Transition{first}
 	if first.Kind != Fired {
-		return batch
+		return batch, 0
 	}
 	var skipped map[string]bool
 	kept := d.queue[:0:0]
@@ -434,38 +497,88 @@ func (d *Dispatcher) next() []Transition {
 		kept = append(kept, t)
 	}
 	d.queue = append(kept, d.queue[i:]...)
-	return batch
+	return batch, 0
 }
 
 // maxLeaps bounds the transitions taken ahead of the queue's head in a row.
 const maxLeaps = 5
 
-// lead is the index of the transition to send next (see next); called
-// with d.mu held.
-func (d *Dispatcher) lead() int {
-	best := -1
+// lead is the index of the transition to send next (see next), or -1 when
+// every one is held, with how long until the first held one is due;
+// called with d.mu held.
+func (d *Dispatcher) lead(now time.Time, flush bool) (int, time.Duration) {
+	best, head := -1, -1
+	var hold time.Duration
 	var seen map[string]bool
 	for i, t := range d.queue {
 		if i == maxScan {
 			break
 		}
 		id := t.Alert.ID()
-		if t.Kind == Fired && t.rest == nil && !seen[id] && (best < 0 || t.Alert.Severity > d.queue[best].Alert.Severity) {
-			best = i
+		if !seen[id] {
+			if h := d.held(t, now, flush); h > 0 {
+				if hold == 0 || h < hold {
+					hold = h
+				}
+			} else {
+				if head < 0 {
+					head = i
+				}
+				if t.Kind == Fired && t.rest == nil && (best < 0 || t.Alert.Severity > d.queue[best].Alert.Severity) {
+					best = i
+				}
+			}
 		}
 		if seen == nil {
 			seen = map[string]bool{}
 		}
 		seen[id] = true
 	}
+	if head < 0 {
+		return -1, hold
+	}
 	// A steady stream of new alerts does not starve the rest: after
 	// maxLeaps in a row the head of the queue goes.
-	if best <= 0 || d.leaps >= maxLeaps {
+	if best < 0 || best == head || d.leaps >= maxLeaps {
 		d.leaps = 0
-		return 0
+		return head, 0
 	}
 	d.leaps++
-	return best
+	return best, 0
+}
+
+// held is how long UpdateInterval still holds t, 0 if it may go.
+func (d *Dispatcher) held(t *Transition, now time.Time, flush bool) time.Duration {
+	if d.cfg.UpdateInterval <= 0 || flush || t.Kind != Updated || t.rest != nil {
+		return 0
+	}
+	s, ok := d.shown[t.Alert.ID()]
+	if !ok || t.Alert.Severity > s.sev {
+		return 0
+	}
+	return max(0, s.at.Add(d.cfg.UpdateInterval).Sub(now))
+}
+
+// delivered records what the sink took, for UpdateInterval.
+func (d *Dispatcher) delivered(batch []Transition) {
+	if d.cfg.UpdateInterval <= 0 {
+		return
+	}
+	now := d.cfg.Clock.Now()
+	for _, t := range batch {
+		if t.Kind == Summary {
+			continue
+		}
+		id := t.Alert.ID()
+		if t.Kind == Resolved {
+			delete(d.shown, id)
+			continue
+		}
+		if len(d.shown) >= maxShown {
+			clear(d.shown)
+		}
+		d.shown[id] = shownAlert{at: now, sev: t.Alert.Severity}
+	}
 }
 
 // take removes the transition at i from the queue and returns it; called
@@ -495,6 +608,7 @@ func (d *Dispatcher) send(ctx context.Context, batch []Transition) {
 			if recovered {
 				d.logf("delivering again")
 			}
+			d.delivered(batch)
 			if d.cfg.OnDelivered != nil {
 				d.cfg.OnDelivered(d.sink.Name(), batch)
 			}

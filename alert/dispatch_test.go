@@ -310,3 +310,103 @@ func flatten(bs [][]Transition) []Transition {
 	}
 	return out
 }
+
+// manualClock is a clock whose time moves only when the test says so.
+type manualClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	moved chan struct{} // closed and replaced at each advance
+}
+
+func newManualClock() *manualClock { return &manualClock{now: t0, moved: make(chan struct{})} }
+
+func (c *manualClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *manualClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	until := c.now.Add(d)
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		now, moved := c.now, c.moved
+		c.mu.Unlock()
+		if !now.Before(until) {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	close(c.moved)
+	c.moved = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// TestUpdatesOfOneAlertAreHeldForTheInterval: while an attack doubles an
+// alert's count every few seconds, Slack gets one update per interval with
+// the latest count; a new alert and a rise in severity are not held.
+func TestUpdatesOfOneAlertAreHeldForTheInterval(t *testing.T) {
+	crit, warn := detect.SeverityCritical, detect.SeverityWarning
+	f2f := detect.RuleForeignToForeign
+	clock := newManualClock()
+	rec := &recordingSink{}
+	d := NewDispatcher(rec, DispatchConfig{Clock: clock, MinInterval: -1, UpdateInterval: 5 * time.Minute})
+	done := make(chan struct{})
+	go func() { d.Run(context.Background()); close(done) }()
+	got := func(n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			rec.mu.Lock()
+			g := append([]string(nil), rec.got...)
+			rec.mu.Unlock()
+			if len(g) >= n || time.Now().After(deadline) {
+				return g
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	d.Enqueue(tr(Fired, f2f, "A", 1, crit))
+	got(1)
+	d.Enqueue(tr(Updated, f2f, "A", 2, crit))
+	d.Enqueue(tr(Updated, f2f, "A", 4, crit))
+	d.Enqueue(tr(Fired, f2f, "C", 1, crit)) // new: not held
+	d.Enqueue(tr(Fired, f2f, "W", 1, warn))
+	got(3)
+	d.Enqueue(tr(Updated, f2f, "W", 2, crit)) // a rise: not held
+	want := "fired A, fired C, fired W, updated W"
+	if g := strings.Join(got(4), ", "); g != want {
+		t.Fatalf("before the interval the sink got %s, want %s", g, want)
+	}
+	time.Sleep(50 * time.Millisecond) // A's update must still be held
+	if g := got(4); len(g) != 4 {
+		t.Fatalf("A's update went before the interval: %v", g)
+	}
+	clock.advance(5 * time.Minute)
+	g := got(5)
+	if len(g) != 5 || g[4] != "updated A" {
+		t.Fatalf("after the interval the sink got %v, want A's update", g)
+	}
+	rec.mu.Lock()
+	last := rec.sent[len(rec.sent)-1][0]
+	rec.mu.Unlock()
+	if last.Alert.Count != 4 {
+		t.Errorf("A's update shows %d messages, want the latest (4)", last.Alert.Count)
+	}
+	// What is held when Close is called is sent, not lost.
+	d.Enqueue(tr(Updated, f2f, "A", 8, crit))
+	d.Close()
+	<-done
+	if g := got(6); len(g) != 6 {
+		t.Errorf("a held update was not sent at Close: %v", g)
+	}
+	if st := d.Stats(); st.Merged != 1 || st.Dropped != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -39,7 +39,10 @@ type alertOptions struct {
 	Instance         string
 	DrainTimeout     time.Duration
 	SlackMinSeverity string
-	slackMinPeriod   time.Duration // tests lower it
+	// SlackUpdateInterval is the least time between two Slack messages
+	// about one alert (alert.DispatchConfig.UpdateInterval).
+	SlackUpdateInterval time.Duration
+	slackMinPeriod      time.Duration // tests lower it
 }
 
 // AddFlags registers the alert flags.
@@ -47,6 +50,7 @@ func (o *alertOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SlackWebhook, "slack-webhook", "", "Slack incoming webhook URL (better: $"+envSlackWebhook+")")
 	fs.StringVar(&o.SlackToken, "slack-token", "", "Slack bot token, with --slack-channel (better: $"+envSlackToken+")")
 	fs.StringVar(&o.SlackMinSeverity, "slack-min-severity", "warning", "alerts below this severity (info, warning, critical) are not posted to Slack; Alertmanager and the alerts log get every one")
+	fs.DurationVar(&o.SlackUpdateInterval, "slack-update-interval", 5*time.Minute, "least time between two Slack messages about one alert: its updates within it are merged into one with the latest counts (a new alert, a rise in severity and the resolution go at once; 0 sends every update)")
 	fs.StringVar(&o.SlackChannel, "slack-channel", "", "Slack channel for the bot token, e.g. #mail-alerts or C0123456")
 	fs.StringVar(&o.SlackAPIURL, "slack-api-url", "", "Slack Web API base URL (default Slack's; for tests and proxies)")
 	fs.StringArrayVar(&o.Alertmanagers, "alertmanager", nil, "Alertmanager base URL, e.g. http://127.0.0.1:9093 (repeatable)")
@@ -174,6 +178,7 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 			c.MinInterval = -1 // Slack's rate limit is not Alertmanager's
 		} else {
 			c.MinSeverity, _ = detect.ParseSeverity(o.SlackMinSeverity) // checked
+			c.UpdateInterval = o.SlackUpdateInterval
 		}
 		d := alert.NewDispatcher(s, c)
 		a.senders.Add(1)

@@ -302,7 +302,7 @@ func TestSlackDownRestartSlackBack(t *testing.T) {
 			done <- run(ctx, e, []string{"watch", "--mta-config", "none", "--state-dir", filepath.Join(dir, "state"), "--listen", "127.0.0.1:0",
 				"--rescan", "100ms", "--year", "2026", "--timezone", "UTC", "--local-domains", "example.org",
 				"--trusted-networks", "10.0.0.0/8", "--alerts-log", alertsLog, "--instance", "mail",
-				"--alert-drain-timeout", "200ms", log})
+				"--alert-drain-timeout", "200ms", "--slack-update-interval", "0", log}) // every update: counted below
 		}()
 		waitReady(t, metricsAddr(t, stderr))
 		return cancel, done, stderr

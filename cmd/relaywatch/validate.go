@@ -101,6 +101,9 @@ func (o *alertOptions) check() []settingError {
 	if _, err := detect.ParseSeverity(o.SlackMinSeverity); err != nil {
 		errs = append(errs, settingError{"slack-min-severity", fmt.Errorf("--slack-min-severity: %w", err)})
 	}
+	if o.SlackUpdateInterval < 0 {
+		errs = append(errs, settingError{"slack-update-interval", fmt.Errorf("--slack-update-interval %v: must not be negative", o.SlackUpdateInterval)})
+	}
 	if o.AMRefresh <= 0 {
 		errs = append(errs, settingError{"alertmanager-refresh", fmt.Errorf("--alertmanager-refresh %v: must be positive", o.AMRefresh)})
 	}

@@ -312,6 +312,7 @@ func TestWatchUsageErrors(t *testing.T) {
 		{[]string{"watch", "--state-dir", t.TempDir()}, "nothing to watch"},
 		{[]string{"watch", "x.log"}, "--state-dir is required"},
 		{[]string{"watch", "--state-dir", t.TempDir(), "--listen", "256.0.0.1:99999", "x.log"}, "--listen"},
+		{[]string{"watch", "--state-dir", t.TempDir(), "--slack-update-interval", "-1m", "x.log"}, "--slack-update-interval -1m0s: must not be negative"},
 	} {
 		code, _, errOut := runCmd(t, "", tt.args...)
 		if code != exitUsage || !strings.Contains(errOut, tt.want) {
