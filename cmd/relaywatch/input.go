@@ -81,6 +81,9 @@ type inputResult struct {
 	Lines  parsers.LineCounts `json:"-"`
 	Kinds  [kindCount]uint64  `json:"-"` // events by kind
 	Error  string             `json:"error,omitempty"`
+	// Note says when the input was read in its rotated set's format rather
+	// than the one its own first lines suggested.
+	Note string `json:"note,omitempty"`
 }
 
 // warning says why an input that could be read gave nothing to analyze.
@@ -145,6 +148,10 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 		total += in.Size
 	}
 	prog.totalBytes.Store(total)
+	var forced map[string]setFormat
+	if r.format == nil {
+		forced = rotatedSetFormats(ctx, inputs, r.registry)
+	}
 	for i, in := range inputs {
 		if err := ctx.Err(); err != nil {
 			return results, err
@@ -153,6 +160,10 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 		prog.fileIndex.Store(int64(i + 1))
 		prog.doneBytes.Add(prog.curBytes.Swap(0))
 		res := inputResult{Name: in.Name}
+		format := r.format
+		if sf, ok := forced[in.Name]; ok {
+			format, res.Note = &sf.format, sf.note
+		}
 		var rd io.ReadCloser
 		var err error
 		if in.Name == source.Stdin {
@@ -171,7 +182,7 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 		}
 		cfg := stream.Config{
 			Registry:       r.registry,
-			Format:         r.format,
+			Format:         format,
 			Options:        parsers.Options{Year: o.Year, ModTime: in.ModTime, Location: r.location},
 			Workers:        o.Workers,
 			BytesRead:      &prog.curBytes,
@@ -204,6 +215,62 @@ func readInputs(ctx context.Context, e *env, o *inputOptions, r *resolved, names
 		return results, fmt.Errorf("%w: %w", errInput, errors.Join(errs...))
 	}
 	return results, nil
+}
+
+// headLines is how many first lines of each member of a rotated set are
+// read to agree on the set's format.
+const headLines = 1000
+
+// setFormat is the format a member of a rotated set is read in, and why.
+type setFormat struct {
+	format parsers.Format
+	note   string
+}
+
+// rotatedSetFormats reads the first lines of each member of every rotated
+// set of three or more files and returns, by input name, the members to
+// read in the format the rest of their set agrees on (stream.SetFormats).
+// A member that cannot be opened here is left to the main read, which
+// reports it.
+func rotatedSetFormats(ctx context.Context, inputs []source.Input, registry *parsers.Registry) map[string]setFormat {
+	sets := map[string][]source.Input{}
+	var order []string
+	for _, in := range inputs {
+		if in.Set == "" {
+			continue
+		}
+		if _, ok := sets[in.Set]; !ok {
+			order = append(order, in.Set)
+		}
+		sets[in.Set] = append(sets[in.Set], in)
+	}
+	var out map[string]setFormat
+	for _, set := range order {
+		members := sets[set]
+		if len(members) < 3 {
+			continue
+		}
+		heads := make([]stream.Head, len(members))
+		for i, in := range members {
+			rd, err := source.OpenContext(ctx, in)
+			if err != nil {
+				continue
+			}
+			heads[i], _ = stream.SniffHead(ctx, rd, registry, headLines)
+			rd.Close()
+		}
+		for i, f := range stream.SetFormats(heads) {
+			if f == nil {
+				continue
+			}
+			if out == nil {
+				out = map[string]setFormat{}
+			}
+			out[members[i].Name] = setFormat{format: *f, note: fmt.Sprintf("read as %s like the rest of its rotated set %s (its first lines alone looked like %s)",
+				f.Name, set, heads[i].Format.Name)}
+		}
+	}
+	return out
 }
 
 func isCompressedName(name string) bool {

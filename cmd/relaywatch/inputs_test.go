@@ -340,3 +340,78 @@ func terminate(t *testing.T, cmd *exec.Cmd) (time.Duration, error) {
 		return 0, nil
 	}
 }
+
+// TestAnalyzeRotatedSetAgreesOnAFormat: the oldest member of a rotated set
+// starts with another program's line that looks like Exim's format; it is
+// read as Postfix like the rest of the set (and says so), and the verdicts
+// are those of the same log without that line. A member that really is
+// another MTA's log keeps its own format.
+func TestAnalyzeRotatedSetAgreesOnAFormat(t *testing.T) {
+	lines := sampleLines(t, filepath.Join("..", "..", "samples", "postfix", "incident.log"))
+	third := len(lines) / 3
+	dir := t.TempDir()
+	write := func(name string, gz bool, parts ...[]byte) string {
+		t.Helper()
+		var buf bytes.Buffer
+		for _, p := range parts {
+			buf.Write(p)
+		}
+		data := buf.Bytes()
+		if gz {
+			var z bytes.Buffer
+			zw := gzip.NewWriter(&z)
+			zw.Write(data)
+			zw.Close()
+			data = z.Bytes()
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stray := []byte("2026-11-24 03:00:01 rejected 3 addresses from the nightly list\n")
+	write("mail.log.2.gz", true, stray, bytes.Join(lines[:third], nil))
+	write("mail.log.1", false, bytes.Join(lines[third:2*third], nil))
+	write("mail.log", false, bytes.Join(lines[2*third:], nil))
+	args := []string{"analyze", "--output", "json", "--year", "2026", "--trusted-networks", "127.0.0.1/32", "--progress", "never"}
+	type report struct {
+		Inputs []struct {
+			Name, Format, Note string
+			Lines              map[string]uint64
+		}
+		Findings []struct{ Rule, Key, Severity string }
+	}
+	analyze := func(paths ...string) report {
+		t.Helper()
+		_, out, errOut := runCmd(t, "", append(args, paths...)...)
+		var r report
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v: %s", err, errOut)
+		}
+		return r
+	}
+	got := analyze(filepath.Join(dir, "mail.log*"))
+	if len(got.Inputs) != 3 || got.Inputs[0].Format != "postfix" || !strings.Contains(got.Inputs[0].Note, "like the rest of its rotated set") ||
+		!strings.Contains(got.Inputs[0].Note, "looked like exim") || got.Inputs[1].Note != "" {
+		t.Fatalf("inputs %+v: want the oldest read as postfix, with a note", got.Inputs)
+	}
+	if n := got.Inputs[0].Lines["unrecognized"] + got.Inputs[0].Lines["malformed"]; n != 1 {
+		t.Errorf("lines %v: want the stray line alone not read", got.Inputs[0].Lines)
+	}
+	want := analyze(filepath.Join("..", "..", "samples", "postfix", "incident.log"))
+	if fmt.Sprint(got.Findings) != fmt.Sprint(want.Findings) {
+		t.Errorf("findings over the rotated set:\n%v\nwant those of the log itself:\n%v", got.Findings, want.Findings)
+	}
+
+	// The MTA changed: the oldest member is Exim's and stays so.
+	exim, err := os.ReadFile(filepath.Join("..", "..", "samples", "exim", "normal.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("mail.log.2.gz", true, exim)
+	got = analyze(filepath.Join(dir, "mail.log*"))
+	if got.Inputs[0].Format != "exim" || got.Inputs[0].Note != "" {
+		t.Errorf("an Exim member of the set: %+v, want it read as exim", got.Inputs[0])
+	}
+}

@@ -136,6 +136,9 @@ type jsonInput struct {
 	// Warning says when an input gave no usable line (empty, wrong
 	// --format, only over-long lines): never a quiet "Findings: none".
 	Warning string `json:"warning"`
+	// Note says when the input was read in its rotated set's format
+	// rather than the one its own first lines suggested; "" otherwise.
+	Note string `json:"note"`
 }
 
 type jsonLines map[string]uint64
@@ -204,7 +207,7 @@ func (r *report) json() jsonReport {
 	}
 	for i := range r.inputs {
 		in := &r.inputs[i]
-		ji := jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines), Warning: in.warning()}
+		ji := jsonInput{Name: in.Name, Format: in.Format, Lines: lineMap(&in.Lines), Warning: in.warning(), Note: in.Note}
 		if in.Error != "" {
 			ji.Error = &in.Error
 		}
@@ -230,6 +233,9 @@ func (r *report) writeText(w io.Writer) {
 			fmt.Fprintf(w, "  error: %s\n", in.Error)
 		} else if warn := in.warning(); warn != "" {
 			fmt.Fprintf(w, "  warning: %s\n", warn)
+		}
+		if in.Note != "" {
+			fmt.Fprintf(w, "  note: %s: %s\n", in.Name, in.Note)
 		}
 	}
 	if hosts := r.hostList(); len(hosts) > 0 {

@@ -28,6 +28,9 @@ type Input struct {
 	ModTime time.Time
 	// Size is the file's size on disk (compressed size for .gz), 0 if unknown.
 	Size int64
+	// Set names the rotated set the file belongs to (mail.log for
+	// mail.log.2.gz); "" for stdin.
+	Set string
 }
 
 // Stdin is the name of standard input.
@@ -94,7 +97,7 @@ func expand(names []string, now time.Time) ([]Input, error) {
 			g = len(groups)
 			groups[base] = g
 		}
-		items = append(items, item{in: Input{Name: name, ModTime: fi.ModTime(), Size: fi.Size()}, group: g, age: age})
+		items = append(items, item{in: Input{Name: name, ModTime: fi.ModTime(), Size: fi.Size(), Set: base}, group: g, age: age})
 	}
 	sort.SliceStable(items, func(i, j int) bool {
 		a, b := items[i], items[j]
