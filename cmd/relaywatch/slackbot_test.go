@@ -104,7 +104,8 @@ func TestSlackBotEditsItsMessageAfterARestart(t *testing.T) {
 		got := transitionsOf(t, alertsLog, "foreign-to-foreign", "203.0.113.66")
 		return len(got) > 0 && got[len(got)-1] == "updated 4 #0"
 	})
-	stop(cancel, done) // drains the queue: Slack has everything
+	// Stopping drains the queue: Slack has everything.
+	stop(cancel, done)
 	first := map[string]bool{} // the first process's messages
 	for _, c := range api.since(0) {
 		if c.method == "chat.postMessage" && c.threadTS == "" {
