@@ -19,6 +19,7 @@ import (
 // slackCall is one call to the fake Slack Web API.
 type slackCall struct {
 	method, channel, ts, threadTS, text, blocks string
+	answered                                    string // the ts answered
 }
 
 // fakeSlackAPI speaks the part of Slack's Web API the bot uses:
@@ -38,14 +39,14 @@ func (f *fakeSlackAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	c := slackCall{method: strings.TrimPrefix(r.URL.Path, "/"), channel: r.PostForm.Get("channel"), ts: r.PostForm.Get("ts"),
 		threadTS: r.PostForm.Get("thread_ts"), text: r.PostForm.Get("text"), blocks: r.PostForm.Get("blocks")}
-	f.calls = append(f.calls, c)
-	ts := c.ts
+	c.answered = c.ts
 	if c.method == "chat.postMessage" {
 		f.seq++
-		ts = fmt.Sprintf("1764000000.%06d", f.seq)
+		c.answered = fmt.Sprintf("1764000000.%06d", f.seq)
 	}
+	f.calls = append(f.calls, c)
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, fakeChannelID, ts)
+	fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, fakeChannelID, c.answered)
 }
 
 func (f *fakeSlackAPI) since(n int) []slackCall {
@@ -112,7 +113,7 @@ func TestSlackBotEditsItsMessageAfterARestart(t *testing.T) {
 			if c.channel != "#mail-alerts" {
 				t.Errorf("posted to %q", c.channel)
 			}
-			first[fmt.Sprintf("1764000000.%06d", len(first)+1)] = true
+			first[c.answered] = true
 		}
 	}
 	if len(first) == 0 {
@@ -171,6 +172,7 @@ func TestSlackBotEditsItsMessageAfterARestart(t *testing.T) {
 			t.Errorf("the second process posted a new message (or elsewhere): %+v", c)
 		}
 	}
+	t.Logf("first process: %d calls, %d messages; second: %d edits and %d thread replies, no new message", n, len(first), updates, replies)
 	if updates == 0 || replies != updates {
 		t.Errorf("%d edits, %d thread replies after the restart", updates, replies)
 	}
