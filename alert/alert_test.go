@@ -277,6 +277,8 @@ type fakeSlack struct {
 	failures   []int // status codes to answer before succeeding
 	hang       bool
 	retryAfter string // Retry-After of a 429 (default 7)
+	updateErr  string // Slack's error for every chat.update, if set
+	channelID  string // the channel ID answered (default: the channel asked for)
 }
 
 func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -309,13 +311,21 @@ func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	form.Set("method", strings.TrimPrefix(r.URL.Path, "/"))
 	f.calls = append(f.calls, form)
+	w.Header().Set("Content-Type", "application/json")
+	if f.updateErr != "" && form.Get("method") == "chat.update" {
+		fmt.Fprintf(w, `{"ok":false,"error":%q}`, f.updateErr)
+		return
+	}
 	f.seq++
 	ts := form.Get("ts")
 	if ts == "" {
 		ts = fmt.Sprintf("1700000000.%06d", f.seq)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, form.Get("channel"), ts)
+	channel := form.Get("channel")
+	if f.channelID != "" {
+		channel = f.channelID
+	}
+	fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, channel, ts)
 }
 
 func TestBotUpdatesInPlaceAndRepliesInThread(t *testing.T) {

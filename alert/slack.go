@@ -332,24 +332,35 @@ func (s *SlackWebhook) Send(ctx context.Context, batch []Transition) error {
 
 // SlackBot posts with a bot token to a channel: an alert is posted once,
 // then updated in place (chat.update), and its updates and resolution are
-// replied in its thread.
+// replied in its thread. With a PostJournal (Restore) which message shows
+// which alert survives a restart.
 type SlackBot struct {
 	api     *slack.Client
 	token   string
 	channel string
 
-	mu    sync.Mutex
-	posts map[string]*botPost // alert ID -> the message that shows it
-	order []string            // alert IDs in posting order, to bound posts
+	mu      sync.Mutex
+	posts   map[string]*botPost // alert ID -> the message that shows it
+	order   []botOrder          // alerts in the order their message was posted, to bound posts
+	journal PostJournal         // nil: posts live in memory only
 }
 
 // botPost is one posted message and the alerts it shows.
 type botPost struct {
-	ts     string
-	alerts []Alert // current state of each alert shown, in order
+	channel string // the channel's ID, as Slack answered
+	ts      string
+	alerts  []Alert // current state of each alert shown, in order
 }
 
-// maxTracked bounds the messages a bot sink remembers for updates.
+// botOrder is an alert in posting order; p tells a stale entry (the alert
+// was posted again since, or forgotten) from the current one.
+type botOrder struct {
+	id string
+	p  *botPost
+}
+
+// maxTracked bounds the alerts (their keys are attacker-chosen) whose
+// message a bot sink remembers for updates, in memory and in the journal.
 const maxTracked = 5000
 
 // NewSlackBot returns a bot sink. apiURL overrides Slack's API URL (tests);
@@ -368,6 +379,40 @@ func NewSlackBot(token, channel, apiURL string, client *http.Client) *SlackBot {
 // Name implements Sink.
 func (s *SlackBot) Name() string { return "slack-bot" }
 
+// Restore gives the bot the messages it posted before a restart (from
+// Store.Posts) and the journal that keeps them from now on; call it before
+// the bot sends. Messages posted to another channel than the configured
+// one are forgotten, and only the newest maxTracked alerts are kept.
+func (s *SlackBot) Restore(posts []Post, j PostJournal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.journal = j
+	for _, p := range posts {
+		ref := PostRef{To: p.To, Channel: p.Channel, TS: p.TS}
+		if p.To != s.channel || !ref.valid() || len(p.Alerts) == 0 {
+			var ids []string
+			for i := range p.Alerts {
+				ids = append(ids, p.Alerts[i].ID())
+			}
+			s.clear(ids)
+			continue
+		}
+		bp := &botPost{channel: p.Channel, ts: p.TS}
+		for _, a := range p.Alerts {
+			a.Evidence = append([]string(nil), a.Evidence...)
+			bp.alerts = append(bp.alerts, a)
+		}
+		s.track(bp)
+	}
+}
+
+// clear forgets the journal's messages of the alerts ids; s.mu is held.
+func (s *SlackBot) clear(ids []string) {
+	if s.journal != nil && len(ids) > 0 {
+		s.journal.ClearPost(s.Name(), ids...)
+	}
+}
+
 // Send implements Sink.
 func (s *SlackBot) Send(ctx context.Context, batch []Transition) error {
 	err := s.send(ctx, batch)
@@ -376,26 +421,16 @@ func (s *SlackBot) Send(ctx context.Context, batch []Transition) error {
 
 func (s *SlackBot) send(ctx context.Context, batch []Transition) error {
 	first := batch[0]
-	s.mu.Lock()
-	post, known := s.posts[first.Alert.ID()]
-	s.mu.Unlock()
 	if first.Kind == Summary {
 		b, fallback := blocks(batch)
 		_, _, err := s.api.PostMessageContext(ctx, s.channel, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false))
 		return err
 	}
+	s.mu.Lock()
+	post, known := s.posts[first.Alert.ID()]
+	s.mu.Unlock()
 	if first.Kind == Fired || !known {
-		b, fallback := blocks(batch)
-		_, ts, err := s.api.PostMessageContext(ctx, s.channel, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false))
-		if err != nil {
-			return err
-		}
-		p := &botPost{ts: ts}
-		for _, t := range batch {
-			p.alerts = append(p.alerts, t.Alert)
-		}
-		s.remember(p)
-		return nil
+		return s.post(ctx, batch)
 	}
 	// An update or resolution: refresh the original message in place and
 	// say what changed in its thread.
@@ -413,36 +448,100 @@ func (s *SlackBot) send(ctx context.Context, batch []Transition) error {
 			allResolved = false
 		}
 	}
-	ts := post.ts
+	channel, ts := post.channel, post.ts
 	s.mu.Unlock()
 	if allResolved {
 		view[0].Kind = Resolved
 	}
 	b, fallback := blocks(view)
-	if _, _, _, err := s.api.UpdateMessageContext(ctx, s.channel, ts, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false)); err != nil {
-		return err
+	if _, _, _, err := s.api.UpdateMessageContext(ctx, channel, ts, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false)); err != nil {
+		if !messageGone(err) {
+			return err
+		}
+		// The message was deleted, or is not one this bot may edit (a
+		// journal from another workspace): say it in a new one.
+		s.forget(post)
+		return s.post(ctx, batch)
 	}
 	reply := fmt.Sprintf("%s %s: now %d messages, %d deliveries (last seen %s UTC)", first.Kind, codeSpan(first.Alert.Key),
 		first.Alert.Count, first.Alert.Recipients, first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
 	if first.Kind == Resolved {
 		reply = fmt.Sprintf("resolved %s: no new evidence since %s UTC", codeSpan(first.Alert.Key), first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
 	}
-	_, _, err := s.api.PostMessageContext(ctx, s.channel, slack.MsgOptionTS(ts), slack.MsgOptionText(reply, false))
+	_, _, err := s.api.PostMessageContext(ctx, channel, slack.MsgOptionTS(ts), slack.MsgOptionText(reply, false))
 	return err
 }
 
-func (s *SlackBot) remember(p *botPost) {
+// post posts batch as a new message and remembers it (in the journal too).
+func (s *SlackBot) post(ctx context.Context, batch []Transition) error {
+	b, fallback := blocks(batch)
+	channel, ts, err := s.api.PostMessageContext(ctx, s.channel, slack.MsgOptionBlocks(b...), slack.MsgOptionText(fallback, false))
+	if err != nil {
+		return err
+	}
+	ref := PostRef{To: s.channel, Channel: channel, TS: ts}
+	if !ref.valid() {
+		// Slack answers a channel ID; anything else, the configured
+		// channel is what chat.update gets.
+		ref.Channel = s.channel
+	}
+	p := &botPost{channel: ref.Channel, ts: ts}
+	for _, t := range batch {
+		p.alerts = append(p.alerts, t.Alert)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.track(p)
+	if s.journal != nil {
+		s.journal.SetPost(s.Name(), ref, p.alerts)
+	}
+	return nil
+}
+
+// messageGone says whether chat.update failed because the message cannot
+// be edited: deleted, too old, not the bot's, or its channel gone.
+func messageGone(err error) bool {
+	var se slack.SlackErrorResponse
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Err {
+	case "message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found":
+		return true
+	}
+	return false
+}
+
+// forget drops a message: its alerts are posted anew when they change.
+func (s *SlackBot) forget(p *botPost) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var gone []string
+	for i := range p.alerts {
+		if id := p.alerts[i].ID(); s.posts[id] == p {
+			delete(s.posts, id)
+			gone = append(gone, id)
+		}
+	}
+	s.clear(gone)
+}
+
+// track remembers which alerts p shows, forgetting the oldest beyond
+// maxTracked (in the journal too); s.mu is held.
+func (s *SlackBot) track(p *botPost) {
 	for _, a := range p.alerts {
 		id := a.ID()
-		if _, ok := s.posts[id]; !ok {
-			s.order = append(s.order, id)
-		}
 		s.posts[id] = p
+		s.order = append(s.order, botOrder{id, p})
 	}
-	for len(s.order) > maxTracked {
-		delete(s.posts, s.order[0])
+	var evicted []string
+	for len(s.posts) > maxTracked || len(s.order) > 2*maxTracked {
+		o := s.order[0]
 		s.order = s.order[1:]
+		if s.posts[o.id] == o.p {
+			delete(s.posts, o.id)
+			evicted = append(evicted, o.id)
+		}
 	}
+	s.clear(evicted)
 }

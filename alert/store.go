@@ -46,6 +46,10 @@ type storeEntry struct {
 	// sink that was told of the alert was told of its resolution.
 	Open      bool            `json:"open"`
 	Delivered map[string]Mark `json:"delivered,omitempty"`
+	// Posts is, for a chat sink that edits its messages (the Slack bot),
+	// the message that shows the alert; it goes when the sink took the
+	// resolution.
+	Posts postRefs `json:"posts,omitempty"`
 }
 
 // Mark is the last transition of an alert a sink took.
@@ -78,9 +82,13 @@ func OpenStore(path string, sinks []string) (*Store, error) {
 			// A line torn by a crash mid-append ends the journal.
 			break
 		}
-		if r.Entry == nil {
+		if r.Entry == nil || r.Entry.Alert.ID() != r.ID {
+			// A removal, or a line whose alert is not the one it names
+			// (only a hand-edited journal has one): the latter is dropped
+			// rather than trusted to say which message shows which alert.
 			delete(s.entries, r.ID)
 		} else {
+			r.Entry.Posts = r.Entry.Posts.sanitize(sinks)
 			s.entries[r.ID] = r.Entry
 		}
 	}
@@ -152,6 +160,9 @@ func (s *Store) Record(t Transition) {
 		e = &storeEntry{}
 		s.entries[id] = e
 	}
+	if e.Alert.Episode != t.Alert.Episode {
+		e.Posts = nil // the messages of the alert's last episode
+	}
 	e.Alert = t.Alert
 	e.Alert.Evidence = append([]string(nil), t.Alert.Evidence...)
 	e.Open = t.Kind != Resolved
@@ -176,6 +187,9 @@ func (s *Store) Delivered(sink string, batch []Transition) {
 			e.Delivered = map[string]Mark{}
 		}
 		e.Delivered[sink] = Mark{Kind: t.Kind, Episode: t.Alert.Episode, Count: t.Alert.Count}
+		if t.Kind == Resolved {
+			delete(e.Posts, sink)
+		}
 		s.dirty[id] = true
 		s.forgetIfDone(id, e)
 	}

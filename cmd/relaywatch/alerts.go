@@ -78,6 +78,7 @@ type alerting struct {
 	dispatchers alert.Fanout // get every transition
 	summary     alert.Fanout // batch mode: Slack gets one summary at the end
 	am          []*alert.Alertmanager
+	bot         *alert.SlackBot // the Slack bot sink, if any
 	closers     []io.Closer
 	senders     sync.WaitGroup // dispatcher goroutines
 	refreshers  sync.WaitGroup // Alertmanager refresh loops
@@ -143,7 +144,8 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 		slackSinks = append(slackSinks, alert.NewSlackWebhook(webhook, client))
 	}
 	if token != "" {
-		slackSinks = append(slackSinks, alert.NewSlackBot(token, o.SlackChannel, o.SlackAPIURL, client))
+		a.bot = alert.NewSlackBot(token, o.SlackChannel, o.SlackAPIURL, client)
+		slackSinks = append(slackSinks, a.bot)
 	}
 	if !batch {
 		sinks = append(sinks, slackSinks...)
@@ -230,7 +232,8 @@ const alertStoreFile = "alerts.journal"
 // without being announced again (and their episodes go on, see attach),
 // each sink is sent what it had not taken (a Slack outage, a queue dropped
 // at exit), and Alertmanager gets every open alert at once and with every
-// refresh. legacy are the open alerts of a state file written before the
+// refresh, and the Slack bot gets back which message shows which alert.
+// legacy are the open alerts of a state file written before the
 // journal existed; they count as delivered. Call it before detector.
 func (a *alerting) restore(stateDir string, legacy []alert.Alert) error {
 	var sinks []string
@@ -254,6 +257,11 @@ func (a *alerting) restore(stateDir string, legacy []alert.Alert) error {
 	}
 	open := st.Open()
 	a.manager.Restore(open)
+	if a.bot != nil {
+		// The bot's messages, before it is sent what it missed: an update
+		// edits the message it posted before the restart.
+		a.bot.Restore(st.Posts(a.bot.Name()), st)
+	}
 	for _, n := range a.dispatchers {
 		if d, ok := n.(*alert.Dispatcher); ok {
 			for _, t := range st.Pending(d.Name()) {
