@@ -537,3 +537,28 @@ func TestOneClientManyRulesIsOneReadableMessage(t *testing.T) {
 		t.Errorf("fallback %q", fallback)
 	}
 }
+
+// TestGroupMessagesKeepCodeSpansAndSeverities: a host name with a backtick
+// (a central syslog's hostname is the sender's to choose) cannot close the
+// code spans of a mixed group, and a group of one rule whose alerts differ
+// in severity says each one's.
+func TestGroupMessagesKeepCodeSpansAndSeverities(t *testing.T) {
+	mixedRules := []Transition{hostileAlert(), hostileAlert()}
+	mixedRules[1].Alert.Rule = detect.RuleUnknownRelayingClient
+	for i := range mixedRules {
+		mixedRules[i].Alert.Host = "mx`1 *pwned*"
+	}
+	oneRule := []Transition{hostileAlert(), hostileAlert()}
+	oneRule[1].Alert.Key, oneRule[1].Alert.Severity = "user:alice", detect.SeverityWarning
+	for _, batch := range [][]Transition{mixedRules, oneRule} {
+		b, fallback := blocks(batch)
+		js, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSlackPayload(t, string(js), fallback)
+	}
+	if got := groupList(oneRule); !strings.Contains(got, "• WARNING `user:alice`") || !strings.Contains(got, "• CRITICAL `") {
+		t.Errorf("a group of mixed severities does not say each one's:\n%s", got)
+	}
+}

@@ -106,9 +106,10 @@ type DispatchConfig struct {
 	// alert when the later one is an update of the same severity (default
 	// 0: none). A held update is merged with the ones after it, so the sink
 	// gets the alert's latest state once per interval; a rise in severity,
-	// a resolution and a new alert are never held, and Close sends what is
-	// held. Slack's is minutes: an attack that doubles a count every few
-	// seconds is one message, not one per doubling.
+	// a resolution and a new alert are never held. What is still held when
+	// Run ends after Close is counted as dropped and logged (see
+	// leaveHeld). Slack's is minutes: an attack that doubles a count every
+	// few seconds is one message, not one per doubling.
 	UpdateInterval time.Duration
 	// MinSeverity keeps transitions of alerts below it off the sink (Slack
 	// pages people: an info finding such as relay-probing, which every
@@ -246,6 +247,12 @@ func (d *Dispatcher) Enqueue(t Transition) {
 	if d.merge(t) {
 		d.mu.Unlock()
 		d.merged.Add(1)
+		// A merge can release a held update (a resolution, a rise in
+		// severity): Run must look again.
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
 		return
 	}
 	full := len(d.queue) >= d.cfg.QueueSize
@@ -279,6 +286,10 @@ func (d *Dispatcher) admit(t *Transition) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if t.Alert.Severity < d.cfg.MinSeverity {
+		if t.Kind == Resolved {
+			delete(d.unshown, id) // its stale order entry is skipped when evicted
+			return false
+		}
 		if _, ok := d.unshown[id]; t.Kind == Fired && !ok {
 			d.unshownSeq++
 			d.unshown[id] = d.unshownSeq
@@ -364,8 +375,13 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	tokens := float64(d.cfg.Burst)
 	var last time.Time
 	for {
-		batch, hold := d.next(d.cfg.Clock.Now(), d.closing())
+		closing := d.closing()
+		batch, hold := d.next(d.cfg.Clock.Now())
 		if batch == nil && hold > 0 {
+			if closing {
+				d.leaveHeld()
+				return
+			}
 			// Only held updates: wait for the first to be due, or for news.
 			if d.pause(ctx, hold) != nil {
 				d.dropQueued(0)
@@ -374,13 +390,14 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			continue
 		}
 		if batch == nil {
+			if closing {
+				return
+			}
 			select {
 			case <-d.wake:
 				continue
 			case <-d.done:
-				if batch, _ = d.next(d.cfg.Clock.Now(), true); batch == nil {
-					return
-				}
+				continue // the next round sends what is left, or returns
 			case <-ctx.Done():
 				d.dropQueued(0)
 				return
@@ -434,6 +451,18 @@ func (d *Dispatcher) pause(ctx context.Context, wait time.Duration) error {
 	return ctx.Err()
 }
 
+// leaveHeld gives up the updates still held at exit: they are counted as
+// dropped and logged, and a sidecar's next start sends each sink the state
+// it missed (alert.Store.Pending), so nothing is lost; flushing them would
+// make the exit wait a second per update under Slack's rate limit.
+func (d *Dispatcher) leaveHeld() {
+	d.mu.Lock()
+	n := len(d.queue)
+	d.mu.Unlock()
+	d.dropQueued(0)
+	d.logf("%d held updates not sent at exit (the next start sends what was missed)", n)
+}
+
 func (d *Dispatcher) dropQueued(inHand int) {
 	d.mu.Lock()
 	n := len(d.queue) + inHand
@@ -454,16 +483,15 @@ const maxScan = 500
 // message). A transition is never taken ahead of an earlier one of the
 // same alert, so each alert's transitions stay in order.
 //
-// An update held by UpdateInterval is not taken (unless flush); when only
-// held ones are queued, next returns nil and how long until the first is
-// due.
-func (d *Dispatcher) next(now time.Time, flush bool) ([]Transition, time.Duration) {
+// An update held by UpdateInterval is not taken; when only held ones are
+// queued, next returns nil and how long until the first is due.
+func (d *Dispatcher) next(now time.Time) ([]Transition, time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.queue) == 0 {
 		return nil, 0
 	}
-	lead, hold := d.lead(now, flush)
+	lead, hold := d.lead(now)
 	if lead < 0 {
 		return nil, hold
 	}
@@ -505,18 +533,16 @@ const maxLeaps = 5
 
 // lead is the index of the transition to send next (see next), or -1 when
 // every one is held, with how long until the first held one is due;
-// called with d.mu held.
-func (d *Dispatcher) lead(now time.Time, flush bool) (int, time.Duration) {
+// called with d.mu held. It looks at the whole queue (QueueSize bounds it),
+// so that any number of held updates cannot hide a new alert.
+func (d *Dispatcher) lead(now time.Time) (int, time.Duration) {
 	best, head := -1, -1
 	var hold time.Duration
 	var seen map[string]bool
 	for i, t := range d.queue {
-		if i == maxScan {
-			break
-		}
 		id := t.Alert.ID()
 		if !seen[id] {
-			if h := d.held(t, now, flush); h > 0 {
+			if h := d.held(t, now); h > 0 {
 				if hold == 0 || h < hold {
 					hold = h
 				}
@@ -548,8 +574,8 @@ func (d *Dispatcher) lead(now time.Time, flush bool) (int, time.Duration) {
 }
 
 // held is how long UpdateInterval still holds t, 0 if it may go.
-func (d *Dispatcher) held(t *Transition, now time.Time, flush bool) time.Duration {
-	if d.cfg.UpdateInterval <= 0 || flush || t.Kind != Updated || t.rest != nil {
+func (d *Dispatcher) held(t *Transition, now time.Time) time.Duration {
+	if d.cfg.UpdateInterval <= 0 || t.Kind != Updated || t.rest != nil {
 		return 0
 	}
 	s, ok := d.shown[t.Alert.ID()]

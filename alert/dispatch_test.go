@@ -301,6 +301,21 @@ func TestAlertGrowingPastMinSeverityIsAnnouncedAsNew(t *testing.T) {
 	if got := strings.Join(rec.got, ", "); got != "fired grows, resolved grows" {
 		t.Errorf("the sink got %s", got)
 	}
+
+	// An alert that resolved below the minimum is forgotten, so the
+	// bound on those remembered holds only open ones: after more than
+	// maxUnshown others came and went, one that grows still goes as new.
+	in := []Transition{tr(Fired, detect.RuleCompromisedAccount, "user:victim", 1, info)}
+	for i := 0; i < maxUnshown+1; i++ {
+		key := fmt.Sprintf("scanner%d", i)
+		in = append(in, tr(Fired, detect.RuleRelayProbing, key, 1, info), tr(Resolved, detect.RuleRelayProbing, key, 1, info))
+	}
+	in = append(in, tr(Updated, detect.RuleCompromisedAccount, "user:victim", 9, warn), tr(Resolved, detect.RuleCompromisedAccount, "user:victim", 9, warn))
+	rec = &recordingSink{}
+	runDispatcher(t, rec, DispatchConfig{Clock: &fakeClock{now: t0}, MinInterval: -1, MinSeverity: warn}, in...)
+	if got := strings.Join(rec.got, ", "); got != "fired user:victim, resolved user:victim" {
+		t.Errorf("the sink got %s", got)
+	}
 }
 
 func flatten(bs [][]Transition) []Transition {
@@ -399,14 +414,65 @@ func TestUpdatesOfOneAlertAreHeldForTheInterval(t *testing.T) {
 	if last.Alert.Count != 4 {
 		t.Errorf("A's update shows %d messages, want the latest (4)", last.Alert.Count)
 	}
-	// What is held when Close is called is sent, not lost.
+	// A resolution or a rise in severity merged into a held update is not
+	// held: it goes at once.
 	d.Enqueue(tr(Updated, f2f, "A", 8, crit))
+	d.Enqueue(tr(Fired, f2f, "D", 1, crit))
+	got(6)
+	d.Enqueue(tr(Updated, f2f, "D", 2, crit))
+	time.Sleep(50 * time.Millisecond) // A's and D's updates held
+	d.Enqueue(tr(Resolved, f2f, "A", 8, crit))
+	if g := got(7); len(g) != 7 || g[6] != "resolved A" {
+		t.Fatalf("a resolution waited behind its held update: %v", g)
+	}
+	// What is still held at Close is left (the next start sends what a
+	// sink missed), not flushed a second apart.
 	d.Close()
 	<-done
-	if g := got(6); len(g) != 6 {
-		t.Errorf("a held update was not sent at Close: %v", g)
+	if g := got(8); len(g) != 7 {
+		t.Errorf("the sink got %v at Close, want D's held update left", g)
 	}
-	if st := d.Stats(); st.Merged != 1 || st.Dropped != 0 {
-		t.Errorf("stats %+v", st)
+	if st := d.Stats(); st.Merged != 2 || st.Dropped != 1 || st.Queued != 0 {
+		t.Errorf("stats %+v, want 2 merged and the held update dropped", st)
+	}
+}
+
+// TestHeldUpdatesDoNotHideANewAlert: however many updates are held, a new
+// alert queued behind them goes at once.
+func TestHeldUpdatesDoNotHideANewAlert(t *testing.T) {
+	crit := detect.SeverityCritical
+	clock := newManualClock()
+	rec := &recordingSink{}
+	d := NewDispatcher(rec, DispatchConfig{Clock: clock, MinInterval: -1, UpdateInterval: 5 * time.Minute, MaxGroup: 1000})
+	done := make(chan struct{})
+	go func() { d.Run(context.Background()); close(done) }()
+	defer func() { d.Close(); <-done }()
+	const n = 700
+	for i := 0; i < n; i++ {
+		d.Enqueue(tr(Fired, detect.RuleForeignToForeign, fmt.Sprintf("k%d", i), 1, crit))
+	}
+	sent := func() int {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.got)
+	}
+	waitFor := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for sent() < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := sent(); got != want {
+			t.Fatalf("the sink got %d transitions, want %d", got, want)
+		}
+	}
+	waitFor(n)
+	for i := 0; i < n; i++ {
+		d.Enqueue(tr(Updated, detect.RuleForeignToForeign, fmt.Sprintf("k%d", i), 2, crit)) // all held
+	}
+	d.Enqueue(tr(Fired, detect.RuleBlocklisted, "spamhaus", 1, crit))
+	waitFor(n + 1)
+	if st := d.Stats(); st.Queued != n {
+		t.Errorf("stats %+v, want the %d updates still held", st, n)
 	}
 }

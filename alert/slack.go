@@ -23,7 +23,7 @@ const maxEvidenceLines = 5
 
 // ruleWords says what a rule means, in plain words.
 func ruleWords(a *Alert) string {
-	host := Escape(EscapeControl(a.Host, ""))
+	host := noBackticks(Escape(EscapeControl(a.Host, ""))) // it may stand next to code spans (groupList)
 	if host == "" {
 		host = "this mail server"
 	}
@@ -123,7 +123,7 @@ func blocks(batch []Transition) ([]slack.Block, string) {
 		mrkdwn("*Severity*\n" + a.Severity.String()),
 		mrkdwn("*Host*\n" + safe(orDash(a.Host))),
 		mrkdwn("*Key*\n" + codeSpan(a.Key)),
-		mrkdwn(fmt.Sprintf("*Count*\n%d messages, %d deliveries", a.Count, a.Recipients)),
+		mrkdwn("*Count*\n" + counts(a, ", ")),
 		mrkdwn("*Window*\n" + window(a)),
 	}
 	out = append(out, slack.NewSectionBlock(mrkdwn(safe(a.Summary)), fields, nil))
@@ -142,6 +142,24 @@ func blocks(batch []Transition) ([]slack.Block, string) {
 	return out, fallback
 }
 
+// counts says an alert's messages and deliveries ("1 message (3
+// deliveries)" with sep " ", "1 message, 3 deliveries" with ", ").
+func counts(a *Alert, sep string) string {
+	d := plural(a.Recipients, "delivery", "deliveries")
+	if sep == " " {
+		d = "(" + d + ")"
+	}
+	return plural(a.Count, "message", "messages") + sep + d
+}
+
+// plural is n with the singular or plural noun.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // oneRule says whether every alert of a batch is of the same rule.
 func oneRule(batch []Transition) bool {
 	for _, t := range batch[1:] {
@@ -158,6 +176,10 @@ func oneRule(batch []Transition) bool {
 func groupList(batch []Transition) string {
 	var b strings.Builder
 	same := oneRule(batch)
+	mixed := false // severities differ: each line says its own
+	for _, t := range batch[1:] {
+		mixed = mixed || t.Alert.Severity != batch[0].Alert.Severity
+	}
 	if same {
 		fmt.Fprintf(&b, "*%d alerts of rule %s:*\n", len(batch), codeSpan(batch[0].Alert.Rule))
 	} else {
@@ -169,11 +191,15 @@ func groupList(batch []Transition) string {
 			break
 		}
 		if same {
-			fmt.Fprintf(&b, "• %s: %d messages (%d deliveries)\n", codeSpan(t.Alert.Key), t.Alert.Count, t.Alert.Recipients)
+			sev := ""
+			if mixed {
+				sev = strings.ToUpper(t.Alert.Severity.String()) + " "
+			}
+			fmt.Fprintf(&b, "• %s%s: %s\n", sev, codeSpan(t.Alert.Key), counts(&t.Alert, " "))
 			continue
 		}
-		fmt.Fprintf(&b, "• %s %s %s: %s, %d messages (%d deliveries)\n", strings.ToUpper(t.Alert.Severity.String()), codeSpan(t.Alert.Key),
-			codeSpan(t.Alert.Rule), ruleWords(&t.Alert), t.Alert.Count, t.Alert.Recipients)
+		fmt.Fprintf(&b, "• %s %s %s: %s, %s\n", strings.ToUpper(t.Alert.Severity.String()), codeSpan(t.Alert.Key),
+			codeSpan(t.Alert.Rule), ruleWords(&t.Alert), counts(&t.Alert, " "))
 	}
 	return b.String()
 }
@@ -463,8 +489,7 @@ func (s *SlackBot) send(ctx context.Context, batch []Transition) error {
 		s.forget(post)
 		return s.post(ctx, batch)
 	}
-	reply := fmt.Sprintf("%s %s: now %d messages, %d deliveries (last seen %s UTC)", first.Kind, codeSpan(first.Alert.Key),
-		first.Alert.Count, first.Alert.Recipients, first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
+	reply := fmt.Sprintf("%s %s: now %s (last seen %s UTC)", first.Kind, codeSpan(first.Alert.Key), counts(&first.Alert, ", "), first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
 	if first.Kind == Resolved {
 		reply = fmt.Sprintf("resolved %s: no new evidence since %s UTC", codeSpan(first.Alert.Key), first.Alert.LastSeen.UTC().Format("2006-01-02 15:04:05"))
 	}

@@ -89,7 +89,10 @@ type alerting struct {
 	store       atomic.Pointer[alert.Store]
 	// resolveAfter ends a finding's episode (detect.Config.EpisodeGap).
 	resolveAfter time.Duration
-	det          *detect.Detector
+	// slackMin is --slack-min-severity: a batch run's Slack summary lists
+	// the findings at or above it.
+	slackMin detect.Severity
+	det      *detect.Detector
 }
 
 // secrets returns the webhook and token from flags or the environment.
@@ -201,6 +204,7 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 	}
 	a.fired = map[[2]string]uint64{}
 	a.resolveAfter = o.ResolveAfter
+	a.slackMin, _ = detect.ParseSeverity(o.SlackMinSeverity) // checked
 	a.manager = alert.NewManager(a.emit)
 	return a, nil
 }
@@ -312,11 +316,11 @@ func checkURL(raw string, secret bool) error {
 }
 
 // sendSummary queues one summary of a batch run's findings (at or above
-// warning, worst first) for the Slack sinks.
+// --slack-min-severity, worst first) for the Slack sinks.
 func (a *alerting) sendSummary(findings []detect.Finding, notes []string) {
 	var batch []alert.Transition
 	for _, f := range findings {
-		if f.Severity >= detect.SeverityWarning {
+		if f.Severity >= a.slackMin {
 			batch = append(batch, alert.Transition{Kind: alert.Summary, Alert: alert.FromFinding(f)})
 		}
 	}

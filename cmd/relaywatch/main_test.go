@@ -682,3 +682,34 @@ func TestExitStatusFindingsWin(t *testing.T) {
 		})
 	}
 }
+
+// TestAnalyzeSummaryHonoursSlackMinSeverity: the batch summary lists only
+// what --slack-min-severity lets through to Slack.
+func TestAnalyzeSummaryHonoursSlackMinSeverity(t *testing.T) {
+	var mu sync.Mutex
+	var posts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		posts = append(posts, string(b))
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	var errOut bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errOut, getenv: func(k string) string {
+		if k == envSlackWebhook {
+			return srv.URL + "/services/T/B/secret"
+		}
+		return ""
+	}}
+	args := append(append([]string{"analyze", "--slack-min-severity", "critical", "--instance", "mail"}, sampleArgs...), filepath.Join("..", "..", "samples", "postfix", "incident.log"))
+	if code := run(context.Background(), e, args); code != exitFindings {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(posts) != 1 || !strings.Contains(posts[0], "7 findings (7 critical, 0 warning)") {
+		t.Errorf("Slack got %d posts, want one summary of the 7 critical findings: %.300s", len(posts), strings.Join(posts, "\n"))
+	}
+}
