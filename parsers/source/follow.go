@@ -125,7 +125,11 @@ type Follower struct {
 	mu         sync.Mutex
 	paths      map[string]*pathFollower
 	held       map[fileKey]string // open files and the path holding each
-	seen       map[fileKey]int64  // files read this run and how far (after closing)
+	// seen are the files read this run and how far (after closing), with
+	// their identity: a new file that got a removed one's inode (ext4
+	// reuses them at once: logrotate's delaycompress removes mail.log.1
+	// just before it creates the new mail.log) starts with other bytes.
+	seen map[fileKey]Position
 	saved      map[fileKey]Position
 	savedPaths Positions // consumed as paths are first opened
 	firstScan  bool
@@ -156,7 +160,7 @@ func NewFollower(cfg FollowConfig) *Follower {
 	}
 	f := &Follower{
 		cfg: cfg, log: log, paths: map[string]*pathFollower{}, held: map[fileKey]string{},
-		seen: map[fileKey]int64{}, saved: map[fileKey]Position{}, savedPaths: cfg.Positions.Clone(), firstScan: true,
+		seen: map[fileKey]Position{}, saved: map[fileKey]Position{}, savedPaths: cfg.Positions.Clone(), firstScan: true,
 		ready: make(chan struct{}), rescan: make(chan struct{}, 1),
 	}
 	for _, p := range cfg.Positions {
@@ -333,12 +337,12 @@ func (f *Follower) claim(key fileKey, path string) bool {
 	return true
 }
 
-// release notes how far a file was read when its holder closes it.
-func (f *Follower) release(key fileKey, offset int64) {
+// release notes how far a file (id) was read when its holder closes it.
+func (f *Follower) release(key fileKey, id Identity, offset int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.held, key)
-	f.seen[key] = offset
+	f.seen[key] = Position{Identity: id, Offset: offset}
 	if len(f.seen) > 4096 { // bound: forget the oldest file identities
 		for k := range f.seen {
 			delete(f.seen, k)
@@ -361,14 +365,17 @@ func (f *Follower) takeSavedPath(path string) (Position, bool) {
 }
 
 // readUpTo returns how far the file with key was read this run, or by an
-// earlier run, if it is the same file (id).
+// earlier run, if it is the same file: same key and same first bytes.
 func (f *Follower) readUpTo(key fileKey, fh *os.File) (int64, bool) {
 	f.mu.Lock()
-	off, seen := f.seen[key]
+	seen, wasSeen := f.seen[key]
 	saved, wasSaved := f.saved[key]
 	f.mu.Unlock()
-	if seen {
-		return off, true
+	if wasSeen {
+		if seen.Identity.startsFile(fh) {
+			return seen.Offset, true
+		}
+		return 0, false // another file with a reused inode
 	}
 	if wasSaved && saved.Identity.startsFile(fh) {
 		return saved.Offset, true
@@ -508,7 +515,7 @@ func (pf *pathFollower) openCurrent(first bool, matched map[fileKey]bool) {
 		of.id, _ = identityOfFile(fh, fi)
 		start = pf.startOffset(of, fi, first, matched)
 		if _, err := fh.Seek(start, io.SeekStart); err != nil {
-			pf.f.release(key, 0)
+			pf.f.release(key, of.id, 0)
 			fh.Close()
 			pf.setProblem("other", err)
 			return
@@ -595,7 +602,8 @@ func (pf *pathFollower) addOld(path string, offset int64, why string) {
 		return
 	}
 	if _, err := fh.Seek(offset, io.SeekStart); err != nil {
-		pf.f.release(key, offset)
+		id, _ := identityOfFile(fh, fi)
+		pf.f.release(key, id, offset)
 		fh.Close()
 		return
 	}
@@ -816,7 +824,7 @@ func (pf *pathFollower) closeOld(of *openFile) {
 		}
 	}
 	pf.mu.Unlock()
-	pf.f.release(of.key, of.lr.Offset())
+	pf.f.release(of.key, of.id, of.lr.Offset())
 	of.fh.Close()
 }
 
@@ -845,7 +853,7 @@ func (pf *pathFollower) closeAll() {
 	pf.mu.Unlock()
 	for _, of := range files {
 		if of != nil {
-			pf.f.release(of.key, of.lr.Offset())
+			pf.f.release(of.key, of.id, of.lr.Offset())
 			of.fh.Close()
 		}
 	}
