@@ -122,14 +122,14 @@ type Follower struct {
 	cfg FollowConfig
 	log *slog.Logger
 
-	mu         sync.Mutex
-	paths      map[string]*pathFollower
-	held       map[fileKey]string // open files and the path holding each
+	mu    sync.Mutex
+	paths map[string]*pathFollower
+	held  map[fileKey]string // open files and the path holding each
 	// seen are the files read this run and how far (after closing), with
 	// their identity: a new file that got a removed one's inode (ext4
 	// reuses them at once: logrotate's delaycompress removes mail.log.1
 	// just before it creates the new mail.log) starts with other bytes.
-	seen map[fileKey]Position
+	seen       map[fileKey]Position
 	saved      map[fileKey]Position
 	savedPaths Positions // consumed as paths are first opened
 	firstScan  bool
