@@ -22,9 +22,9 @@ type BlocklistConfig struct {
 	// Receivers: this many distinct receiving domains refusing our mail
 	// for a blocklist within Window make the finding critical. Default 3.
 	Receivers int
-	// Share: this share of the outbound delivery attempts in Window
-	// refused for a blocklist (at least MinRefused of them) makes it
-	// critical. Default 0.2.
+	// Share: this share of the outbound deliveries in Window refused for
+	// a blocklist (at least MinRefused of them) makes it critical; the
+	// retries of a deferred delivery count once. Default 0.2.
 	Share float64
 	// MinRefused is the floor for Share. Default 10.
 	MinRefused int
@@ -103,6 +103,14 @@ var blocklistWords = func() [][][]byte {
 // maxBlockReceivers bounds the receiving domains remembered.
 const maxBlockReceivers = 1000
 
+// deliveryKey names one delivery: a recipient of a queued message.
+type deliveryKey struct{ host, queueID, to string }
+
+// maxBlockRetries bounds the deferred deliveries remembered so that their
+// retries are not counted again; a delivery forgotten past it counts as a
+// new one when it is retried.
+const maxBlockRetries = 20000
+
 type blocklistRule struct {
 	cfg BlocklistConfig
 	// receivers: receiving domain -> last refusal for a blocklist.
@@ -110,7 +118,13 @@ type blocklistRule struct {
 	// perList: the receiving domains of each list's episode (ids come
 	// from the table, so the map is bounded by it).
 	perList map[string]*boundedSet
-	// The outbound attempts and blocklist refusals of the current window.
+	// deferredSeen: the deliveries (host, queue id, recipient) deferred
+	// so far. A retry of one is not a new delivery: a message deferred for
+	// hours is retried again and again, and counting each retry would
+	// inflate the refused count and share.
+	deferredSeen *lru[deliveryKey, struct{}]
+	// The outbound deliveries and blocklist refusals of the current
+	// window, each delivery counted once however often it was retried.
 	windowStart    time.Time
 	total, refused int
 	lower          []byte // matchBlocklist's scratch
@@ -139,7 +153,8 @@ func newBlocklistRule(cfg BlocklistConfig) (*blocklistRule, error) {
 	case cfg.MinRefused < 1:
 		return nil, fmt.Errorf("blocklist minimum %d: must be at least 1", cfg.MinRefused)
 	}
-	return &blocklistRule{cfg: cfg, receivers: newLRU[string, time.Time](maxBlockReceivers), perList: map[string]*boundedSet{}}, nil
+	return &blocklistRule{cfg: cfg, receivers: newLRU[string, time.Time](maxBlockReceivers), perList: map[string]*boundedSet{},
+		deferredSeen: newLRU[deliveryKey, struct{}](maxBlockRetries)}, nil
 }
 
 // delivered looks at every outbound or forwarded delivery attempt: it
@@ -152,7 +167,20 @@ func (b *blocklistRule) delivered(d *Detector, e *parsers.Event, class DeliveryC
 	if ws := e.Time.Truncate(b.cfg.Window); ws.After(b.windowStart) {
 		b.windowStart, b.total, b.refused = ws, 0, 0
 	}
-	b.total++
+	retry := false
+	if e.QueueID != "" && (e.Status != parsers.StatusSent || b.deferredSeen.len() > 0) {
+		k := deliveryKey{e.Host, e.QueueID, e.To}
+		_, retry = b.deferredSeen.peek(k)
+		switch {
+		case e.Status == parsers.StatusDeferred && !retry:
+			b.deferredSeen.put(deliveryKey{strings.Clone(e.Host), strings.Clone(e.QueueID), strings.Clone(e.To)}, struct{}{})
+		case e.Status != parsers.StatusDeferred && retry:
+			b.deferredSeen.remove(k) // delivered or returned at last
+		}
+	}
+	if !retry {
+		b.total++
+	}
 	if e.Status != parsers.StatusDeferred && e.Status != parsers.StatusBounced && e.Status != parsers.StatusExpired {
 		return
 	}
@@ -160,7 +188,9 @@ func (b *blocklistRule) delivered(d *Detector, e *parsers.Event, class DeliveryC
 	if list == nil {
 		return
 	}
-	b.refused++
+	if !retry {
+		b.refused++
+	}
 	// Kept in the rule's sets and the finding: a copy, not a view of the
 	// input block.
 	receiver := strings.Clone(Domain(e.To))
@@ -187,7 +217,9 @@ func (b *blocklistRule) delivered(d *Detector, e *parsers.Event, class DeliveryC
 		set.add(receiver)
 		f.distinct = set.l.len()
 	}
-	f.Count++
+	if !retry || f.Count == 0 {
+		f.Count++
+	}
 	if f.detail == "" || f.Count == 1 {
 		reply := e.Reply
 		if len(reply) > 300 {

@@ -70,6 +70,16 @@ func deferred(at time.Time, qid, rcpt, reply string) []string {
 	}
 }
 
+// retried returns the Postfix line of another attempt of qid's delivery to
+// rcpt: deferred with reply again, or bounced with it when bounce is set.
+func retried(at time.Time, qid, rcpt, reply string, bounce bool) string {
+	status := "deferred"
+	if bounce {
+		status = "bounced"
+	}
+	return at.Format(time.Stamp) + " mx1 postfix/smtp[15]: " + qid + ": to=<" + rcpt + ">, relay=mx." + Domain(rcpt) + "[198.51.100.1]:25, delay=600, delays=599/0/0/1, dsn=4.7.0, status=" + status + " (host mx." + Domain(rcpt) + "[198.51.100.1] said: " + reply + " (in reply to RCPT TO command))"
+}
+
 func TestBlocklisted(t *testing.T) {
 	spamhaus := "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.1"
 	yahoo := "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes"
@@ -107,6 +117,22 @@ func TestBlocklisted(t *testing.T) {
 			return l
 		},
 		want: "blocklisted/yahoo/critical/12",
+	}, {
+		// Seen in the real-MTA lab (.ci/lab/realsamples): Postfix retries a
+		// deferred delivery and logs the same refusal each time.
+		name: "one delivery deferred and retried all hour, then bounced, among mail that goes through: one refusal, warning",
+		lines: func() []string {
+			var l []string
+			for i := 0; i < 30; i++ {
+				l = append(l, deferred(t0.Add(time.Duration(i)*time.Minute), fmt.Sprintf("6A1B30%04X", i), fmt.Sprintf("r%d@gmail.test", i), "")...)
+			}
+			l = append(l, deferred(t0, "6A1B31FF01", "bob@yahoo.test", yahoo)...)
+			for i := 1; i < 12; i++ {
+				l = append(l, retried(t0.Add(time.Duration(i)*4*time.Minute), "6A1B31FF01", "bob@yahoo.test", yahoo, i == 11))
+			}
+			return l
+		},
+		want: "blocklisted/yahoo/warning/1",
 	}, {
 		name: "greylisting and full mailboxes are not blocklists",
 		lines: func() []string {

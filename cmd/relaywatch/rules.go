@@ -28,7 +28,7 @@ func (o *ruleOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.ProbingMaxClients, "probing-max-clients", detect.DefaultProbingMaxClients, "relay-probing: probing clients remembered; the least recently seen is forgotten beyond it")
 	fs.DurationVar(&o.BlocklistWindow, "blocklist-window", detect.DefaultBlocklistWindow, "blocklisted: event time over which refusing receivers and the refused share are counted")
 	fs.IntVar(&o.BlocklistReceivers, "blocklist-receivers", detect.DefaultBlocklistReceivers, "blocklisted: this many receiving domains refusing for a blocklist within --blocklist-window is critical")
-	fs.Float64Var(&o.BlocklistShare, "blocklist-share", detect.DefaultBlocklistShare, "blocklisted: this share of outbound attempts refused for a blocklist within --blocklist-window is critical, in (0,1]")
+	fs.Float64Var(&o.BlocklistShare, "blocklist-share", detect.DefaultBlocklistShare, "blocklisted: this share of outbound deliveries refused for a blocklist within --blocklist-window is critical (a deferred delivery's retries count once), in (0,1]")
 	fs.DurationVar(&o.Account.Window, "account-window", detect.DefaultAccountWindow, "compromised-account: counting window per authenticated user")
 	fs.Float64Var(&o.Account.Factor, "account-factor", detect.DefaultAccountFactor, "compromised-account: a window's outbound deliveries or recipient domains must reach this multiple of the user's baseline")
 	fs.IntVar(&o.Account.MinOutbound, "account-min-outbound", detect.DefaultAccountMinOutbound, "compromised-account: fewer outbound deliveries in a window are never a jump")
