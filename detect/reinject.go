@@ -57,9 +57,13 @@ func (d *Detector) hostKey(host, id string) msgKey {
 
 // mayBeCopy marks a message accepted from a trusted loopback client with no
 // parent named: its outbound deliveries wait for a parent that may still show
-// up. (A loopback client that may not relay is judged at once either way.)
+// up. (A loopback client that may not relay is judged at once either way, and
+// so is one that logged in: a re-injection never carries a SASL login, since
+// XFORWARD passes the client's address but not its login, while webmail on
+// the host submits through loopback with the user's login, and a stolen
+// account's mail must not wait.)
 func (d *Detector) mayBeCopy(e *parsers.Event, m *message) {
-	if m.inherited || !m.submission.MayRelay() || !m.client.IsValid() || !m.client.Unmap().IsLoopback() {
+	if m.inherited || m.authUser != "" || !m.submission.MayRelay() || !m.client.IsValid() || !m.client.Unmap().IsLoopback() {
 		return
 	}
 	k := d.hostKey(d.names.get(e.Host), strings.Clone(e.QueueID))

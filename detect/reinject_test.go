@@ -106,6 +106,25 @@ func TestHeldCopyJudgedWhenParentNeverShows(t *testing.T) {
 	}
 }
 
+// TestLoopbackLoginIsJudgedAtOnce: webmail on the mail host submits through
+// loopback with the user's SASL login; that is never a content filter's
+// re-injection (XFORWARD carries no login), so its deliveries are judged at
+// once: a stolen account's mail through webmail is not held for the hold
+// window.
+func TestLoopbackLoginIsJudgedAtOnce(t *testing.T) {
+	ts := t0.Format(time.Stamp)
+	d := newDetector(t, Config{})
+	feed(t, d,
+		ts+" mx1 postfix/smtpd[10]: 7D1E2F3A01: client=localhost[127.0.0.1], sasl_method=LOGIN, sasl_username=alice@example.org",
+		ts+" mx1 postfix/qmgr[12]: 7D1E2F3A01: from=<alice@example.org>, size=10, nrcpt=1 (queue active)",
+		ts+" mx1 postfix/smtp[14]: 7D1E2F3A01: to=<a@gmail.test>, relay=mx[198.51.100.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+	)
+	st := d.Stats()
+	if n := st.Deliveries[DeliveryOutbound][parsers.StatusSent]; n != 1 || d.heldCount != 0 {
+		t.Errorf("outbound %d, held %d; want the delivery judged at once", n, d.heldCount)
+	}
+}
+
 func TestLoopbackQueuedAsWithoutCopyIsOutbound(t *testing.T) {
 	// A relay host reached through a local stunnel answers "queued as" like
 	// a content filter, but its id never shows up here.
