@@ -95,21 +95,10 @@ echo "postfix: $(wc -l < "$out/postfix-realflows.log") lines in $out/postfix-rea
 # ---- Exim (the Debian package, extracted; -C with our configuration) -----------
 EXIM=${RF_EXIM:-}
 if [ -z "$EXIM" ]; then
-  debs=${RF_DEBS:-$RUN/debs} # under $RUN: nothing is left on the host
-  mkdir -p "$debs"
-  ls "$debs"/exim4-daemon-light_*.deb >/dev/null 2>&1 || {
-    (cd "$debs" && { apt-get download exim4-daemon-light exim4-base 2>/dev/null || { apt-get update -qq && apt-get download exim4-daemon-light exim4-base; }; }); }
-  libs="libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libcrypt1 perl"
-  if ! dpkg -s $libs >/dev/null 2>&1; then
-    host_change "install the libraries Exim needs"
-    apt-get install -y -qq --no-install-recommends $libs >/dev/null
-  fi
-  rm -rf "$RUN/exim-root"; mkdir -p "$RUN/exim-root"
-  for f in "$debs"/exim4-daemon-light_*.deb "$debs"/exim4-base_*.deb; do dpkg -x "$f" "$RUN/exim-root"; done
+  # under $RUN: nothing is left on the host
+  bash -c '. "$1"; unpack_exim "$2" "$3"' _ "$here/../common.sh" "$RUN/exim-root" "${RF_DEBS:-$RUN/debs}"
   EXIM="$RUN/exim-root/usr/sbin/exim4"
 fi
-getent passwd Debian-exim >/dev/null || host_change "add the system user Debian-exim"
-getent passwd Debian-exim >/dev/null || useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin Debian-exim
 mkdir -p "$RUN/exim/spool" "$RUN/exim/vmail"
 printf 'fwd: erin@gmail.test\n' > "$RUN/exim/forwards"
 sed -e "s#RUN#$RUN#g" -e "s#EXIM#$EXIM#g" "$here/exim4.conf" > "$RUN/exim/exim4.conf"
