@@ -474,15 +474,8 @@ func TestEximstatsRelayedAreFound(t *testing.T) {
 }
 
 func TestAnalyzeSendsOneSlackSummaryAndLogsTransitions(t *testing.T) {
-	var mu sync.Mutex
-	var posts []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		posts = append(posts, string(b))
-		mu.Unlock()
-		w.Write([]byte("ok"))
-	}))
+	hook := &fakeWebhook{}
+	srv := httptest.NewServer(hook)
 	defer srv.Close()
 	logPath := filepath.Join(t.TempDir(), "alerts.jsonl")
 	var out, errOut bytes.Buffer
@@ -496,8 +489,9 @@ func TestAnalyzeSendsOneSlackSummaryAndLogsTransitions(t *testing.T) {
 	if code := run(context.Background(), e, args); code != exitFindings {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	hook.mu.Lock()
+	posts := hook.posts
+	hook.mu.Unlock()
 	if len(posts) != 1 {
 		t.Fatalf("%d Slack posts, want one summary", len(posts))
 	}
@@ -689,15 +683,8 @@ func TestExitStatusFindingsWin(t *testing.T) {
 // TestAnalyzeSummaryHonoursSlackMinSeverity: the batch summary lists only
 // what --slack-min-severity lets through to Slack.
 func TestAnalyzeSummaryHonoursSlackMinSeverity(t *testing.T) {
-	var mu sync.Mutex
-	var posts []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		posts = append(posts, string(b))
-		mu.Unlock()
-		w.Write([]byte("ok"))
-	}))
+	hook := &fakeWebhook{}
+	srv := httptest.NewServer(hook)
 	defer srv.Close()
 	var errOut bytes.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errOut, getenv: func(k string) string {
@@ -710,8 +697,9 @@ func TestAnalyzeSummaryHonoursSlackMinSeverity(t *testing.T) {
 	if code := run(context.Background(), e, args); code != exitFindings {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	hook.mu.Lock()
+	posts := hook.posts
+	hook.mu.Unlock()
 	if len(posts) != 1 || !strings.Contains(posts[0], "7 findings (7 critical, 0 warning)") {
 		t.Errorf("Slack got %d posts, want one summary of the 7 critical findings: %.300s", len(posts), strings.Join(posts, "\n"))
 	}
