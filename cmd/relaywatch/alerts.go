@@ -92,7 +92,11 @@ type alerting struct {
 	// slackMin is --slack-min-severity: a batch run's Slack summary lists
 	// the findings at or above it.
 	slackMin detect.Severity
-	det      *detect.Detector
+	// onAlert, if set, hears of every alert that fired or grew (watch's
+	// --confirm-with-probe); it is called on the detection goroutine and
+	// must not block.
+	onAlert func(detect.Finding)
+	det     *detect.Detector
 }
 
 // secrets returns the webhook and token from flags or the environment.
@@ -214,6 +218,9 @@ func (o *alertOptions) start(ctx context.Context, e *env, batch bool) (*alerting
 func (a *alerting) emit(t alert.Transition) {
 	if t.Kind == alert.Fired {
 		a.fired[[2]string{t.Alert.Rule, t.Alert.Severity.String()}]++
+	}
+	if a.onAlert != nil && (t.Kind == alert.Fired || t.Kind == alert.Updated) {
+		a.onAlert(t.Alert.Finding)
 	}
 	if st := a.store.Load(); st != nil {
 		st.Record(t)

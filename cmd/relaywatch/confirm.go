@@ -141,8 +141,10 @@ func (lc *liveConfirmer) consider(ctx context.Context, findings []detect.Finding
 		lc.mu.Lock()
 		lc.running = false
 		if ok {
+			if lc.last == nil || !conf.At.Equal(lc.last.At) {
+				lc.runs++ // a verdict reused within --confirm-reuse is not a run
+			}
 			lc.last = &conf
-			lc.runs++
 		}
 		lc.mu.Unlock()
 		if ok && lc.announce != nil {

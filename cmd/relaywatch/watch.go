@@ -215,6 +215,11 @@ func runWatch(ctx context.Context, e *env, o *watchOptions, args []string) error
 	batches := make(chan source.Batch, 64)
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
+	if w.confirm != nil {
+		// A new critical relay finding calls for a probe: the alert that
+		// fires for it says so, without copying the findings.
+		w.alerts.onAlert = func(f detect.Finding) { w.confirm.consider(rctx, []detect.Finding{f}) }
+	}
 	var followers sync.WaitGroup // readers that stop when rctx is done
 	var files []string
 	for _, a := range args {
@@ -291,12 +296,6 @@ loop:
 			w.save()
 		case <-idle.C:
 			w.idle()
-			if w.confirm != nil {
-				w.mu.Lock()
-				findings := w.pipe.det.Findings()
-				w.mu.Unlock()
-				w.confirm.consider(rctx, findings)
-			}
 		case <-hup:
 			go func() {
 				if p := w.reload(); p != nil {
