@@ -21,9 +21,10 @@ NS=${RF_NS:-rwrealflows}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 in_ns() { ip netns exec "$NS" "$@"; }
-# host_change WHAT refuses to change a host whose own MTA is in use (see
-# ../common.sh) unless CI=true or RELAYWATCH_E2E_DISPOSABLE=1.
-host_change() { bash -c '. "$1"; host_change "$2"' _ "$here/../common.sh" "$1"; }
+# lab FUNCTION ARGS... runs a function of ../common.sh (host_change, which
+# refuses to change a host whose own MTA is in use unless CI=true or
+# RELAYWATCH_E2E_DISPOSABLE=1; postfix_packages, lo_netns, unpack_exim).
+lab() { bash -c '. "$1"; shift; "$@"' _ "$here/../common.sh" "$@"; }
 
 pids=()
 cleanup() {
@@ -38,18 +39,10 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- tools (Debian packages) -------------------------------------------------
-if ! command -v postfix >/dev/null || ! command -v smtp-sink >/dev/null || ! command -v saslpasswd2 >/dev/null; then
-  host_change "install postfix, sasl2-bin and libsasl2-modules"
-  apt-get update -qq
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  apt-get install -y -qq --no-install-recommends postfix sasl2-bin libsasl2-modules iproute2 >/dev/null
-fi
+lab postfix_packages
 
 # ---- a network namespace with nothing but lo --------------------------------
-ip netns del "$NS" 2>/dev/null || true
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-[ "$(ip -n "$NS" -br link | awk '{print $1}' | tr '\n' ' ')" = "lo " ] || { echo "FATAL: netns $NS has more than lo" >&2; exit 1; }
+lab lo_netns "$NS"
 
 rm -rf "$RUN"; mkdir -p "$RUN/etc/sasl" "$RUN/data" "$RUN/spool" "$RUN/vmail" "$out"
 chown nobody:nogroup "$RUN/vmail"; chown postfix "$RUN/data"
@@ -96,7 +89,7 @@ echo "postfix: $(wc -l < "$out/postfix-realflows.log") lines in $out/postfix-rea
 EXIM=${RF_EXIM:-}
 if [ -z "$EXIM" ]; then
   # under $RUN: nothing is left on the host
-  bash -c '. "$1"; unpack_exim "$2" "$3"' _ "$here/../common.sh" "$RUN/exim-root" "${RF_DEBS:-$RUN/debs}"
+  lab unpack_exim "$RUN/exim-root" "${RF_DEBS:-$RUN/debs}"
   EXIM="$RUN/exim-root/usr/sbin/exim4"
 fi
 mkdir -p "$RUN/exim/spool" "$RUN/exim/vmail"

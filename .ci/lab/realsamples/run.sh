@@ -33,9 +33,10 @@ in_ns() { ip netns exec "$NS" "$@"; }
 # in_ns_bg CMD...: CMD in the namespace, in the background, its pid in pids
 # (not a subshell's: cleanup kills it)
 in_ns_bg() { ip netns exec "$NS" "$@" & pids+=($!); }
-# host_change WHAT refuses to change a host whose own MTA is in use (see
-# ../common.sh) unless CI=true or RELAYWATCH_E2E_DISPOSABLE=1.
-host_change() { bash -c '. "$1"; host_change "$2"' _ "$here/../common.sh" "$1"; }
+# lab FUNCTION ARGS... runs a function of ../common.sh (host_change, which
+# refuses to change a host whose own MTA is in use unless CI=true or
+# RELAYWATCH_E2E_DISPOSABLE=1; postfix_packages, lo_netns, unpack_exim).
+lab() { bash -c '. "$1"; shift; "$@"' _ "$here/../common.sh" "$@"; }
 
 pids=()
 cleanup() {
@@ -57,17 +58,10 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- tools (Debian packages) -------------------------------------------------
-if ! command -v postfix >/dev/null || ! command -v saslpasswd2 >/dev/null; then
-  host_change "install postfix, sasl2-bin and libsasl2-modules"
-  apt-get update -qq
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  apt-get install -y -qq --no-install-recommends postfix sasl2-bin libsasl2-modules iproute2 >/dev/null
-fi
+lab postfix_packages
 
 # ---- a network namespace with nothing but lo --------------------------------
-ip netns del "$NS" 2>/dev/null || true
-ip netns add "$NS"
-ip -n "$NS" link set lo up
+lab lo_netns "$NS"
 # On lo, so that nothing can leave the namespace (documentation and
 # benchmarking ranges): the clients from outside (five /24s), our servers'
 # "public" address 198.18.0.25, and the Internet's MX hosts 198.18.1.x
@@ -76,7 +70,6 @@ for a in 192.0.2.10 198.51.100.23 198.51.100.24 203.0.113.50 203.0.113.51 203.0.
          198.18.0.25 198.18.1.1 198.18.1.101 198.18.1.102 198.18.1.103 198.18.1.104 198.18.1.105 198.18.1.106 198.18.1.66; do
   ip -n "$NS" addr add "$a/32" dev lo
 done
-[ "$(ip -n "$NS" -br link | awk '{print $1}' | tr '\n' ' ')" = "lo " ] || { echo "FATAL: netns $NS has more than lo" >&2; exit 1; }
 
 rm -rf "$RUN"; mkdir -p "$RUN/etc/sasl" "$RUN/data" "$RUN/spool" "$RUN/vmail" "$RUN/receivers/etc" "$RUN/receivers/data" "$RUN/receivers/spool" "$out"
 chown nobody:nogroup "$RUN/vmail"; chown postfix "$RUN/data" "$RUN/receivers/data"
@@ -87,7 +80,7 @@ wait_port() { for _ in $(seq 1 50); do in_ns python3 -c "import socket; socket.c
 EXIM=${RS_EXIM:-}
 if [ -z "$EXIM" ]; then
   # under $RUN: nothing is left on the host
-  bash -c '. "$1"; unpack_exim "$2" "$3"' _ "$here/../common.sh" "$RUN/exim-root" "${RS_DEBS:-$RUN/debs}"
+  lab unpack_exim "$RUN/exim-root" "${RS_DEBS:-$RUN/debs}"
   EXIM="$RUN/exim-root/usr/sbin/exim4"
 fi
 # exim_conf NAME FILE: our configuration FILE for the Exim instance NAME
