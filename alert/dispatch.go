@@ -249,10 +249,7 @@ func (d *Dispatcher) Enqueue(t Transition) {
 		d.merged.Add(1)
 		// A merge can release a held update (a resolution, a rise in
 		// severity): Run must look again.
-		select {
-		case d.wake <- struct{}{}:
-		default:
-		}
+		d.signal()
 		return
 	}
 	full := len(d.queue) >= d.cfg.QueueSize
@@ -270,6 +267,11 @@ func (d *Dispatcher) Enqueue(t Transition) {
 		}
 		return
 	}
+	d.signal()
+}
+
+// signal wakes Run without blocking (one pending wake-up is enough).
+func (d *Dispatcher) signal() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
